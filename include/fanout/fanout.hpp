@@ -1,0 +1,12 @@
+// fanout/fanout.hpp — every fanout facility.
+#pragma once
+
+#include "fanout/async_map.hpp"
+#include "fanout/callable.hpp"
+#include "fanout/error.hpp"
+#include "fanout/map_options.hpp"
+#include "fanout/offload.hpp"
+#include "fanout/run.hpp"
+#include "fanout/sleep.hpp"
+#include "fanout/task.hpp"
+#include "fanout/timer.hpp"

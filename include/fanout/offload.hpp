@@ -1,0 +1,190 @@
+// fanout/offload.hpp — run blocking calls on a thread pool (asyncio.to_thread).
+#pragma once
+
+#include "fanout/detail/completion.hpp"
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <concepts>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace fanout {
+
+/// The executor of fanout's blocking-work pool: an `asio::thread_pool` of
+/// blocking_pool_size() threads, created on first use and joined at program
+/// exit (calls still running then are waited for; queued ones are dropped).
+boost::asio::thread_pool::executor_type blocking_executor();
+
+/// Threads in the blocking-work pool: the FANOUT_BLOCKING_THREADS environment
+/// variable if set to a positive number when the pool is first used, else 64,
+/// so that many one-second blocking calls overlap (asyncio's default executor
+/// has min(32, cores + 4)).
+std::size_t blocking_pool_size();
+
+namespace detail {
+
+template <typename R>
+struct offload_signature
+{
+  using type = void(std::exception_ptr, R);
+};
+template <>
+struct offload_signature<void>
+{
+  using type = void(std::exception_ptr);
+};
+
+// One offloaded call. The pool job and the cancellation handler race for
+// `phase`: whoever moves it out of `queued` owns the completion handler, so
+// the handler runs exactly once, and a call whose wait was cancelled while it
+// was still queued never starts.
+template <typename Handler, typename Function, typename WorkExecutor, typename Fallback>
+struct offload_op
+{
+  enum phase_t : int { queued, running, abandoned };
+
+  offload_op(Handler h, Function f, WorkExecutor w, Fallback fb)
+      : handler(std::move(h)), function(std::move(f)), work(std::move(w)), fallback(std::move(fb))
+  {
+  }
+
+  std::atomic<int> phase{queued};
+  Handler handler;
+  Function function;
+  // Keeps the handler's executor from running out of work while the call
+  // runs on the pool (callback users have no coroutine holding it).
+  WorkExecutor work;
+  Fallback fallback;
+};
+
+struct initiate_offload
+{
+  template <typename Handler, typename PoolExecutor, typename Function>
+  void operator()(Handler&& handler, const PoolExecutor& pool, Function&& function) const
+  {
+    using result = std::invoke_result_t<std::decay_t<Function>&>;
+    auto handler_ex = boost::asio::get_associated_executor(handler, pool);
+    auto work = boost::asio::prefer(handler_ex, boost::asio::execution::outstanding_work.tracked);
+    using op_type = offload_op<std::decay_t<Handler>, std::decay_t<Function>, decltype(work), PoolExecutor>;
+    auto op = std::make_shared<op_type>(std::forward<Handler>(handler), std::forward<Function>(function),
+                                        std::move(work), pool);
+
+    auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
+    if (slot.is_connected()) {
+      slot.assign([op](boost::asio::cancellation_type_t) {
+        int expected = op_type::queued;
+        if (!op->phase.compare_exchange_strong(expected, op_type::abandoned, std::memory_order_acq_rel))
+          return; // already running: it cannot be interrupted, and completes normally
+        auto e = std::make_exception_ptr(
+            boost::system::system_error(boost::asio::error::operation_aborted, "fanout::to_thread"));
+        if constexpr (std::is_void_v<result>)
+          post_completion(std::move(op->handler), op->fallback, e);
+        else
+          post_completion(std::move(op->handler), op->fallback, e, result{});
+      });
+    }
+
+    boost::asio::post(pool, [op] {
+      int expected = op_type::queued;
+      if (!op->phase.compare_exchange_strong(expected, op_type::running, std::memory_order_acq_rel))
+        return; // cancelled while queued: never starts
+      std::exception_ptr error;
+      if constexpr (std::is_void_v<result>) {
+        try {
+          std::invoke(op->function);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        post_completion(std::move(op->handler), op->fallback, error);
+      } else {
+        std::optional<result> value;
+        try {
+          value.emplace(std::invoke(op->function));
+        } catch (...) {
+          error = std::current_exception();
+        }
+        post_completion(std::move(op->handler), op->fallback, error,
+                        value ? std::move(*value) : result{});
+      }
+    });
+  }
+};
+
+} // namespace detail
+
+/// Runs the blocking callable @p function (no arguments; bind them) on
+/// @p pool and completes @p token with its result.
+///
+/// @param pool an executor for blocking work, e.g. fanout::blocking_executor()
+///        or your own `asio::thread_pool`'s.
+/// @param function called once on a @p pool thread; it must be
+///        move-constructible. Its result must be void or default-constructible.
+/// @param token any completion token.
+///
+/// @par Completion signature
+/// `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when R is void.
+/// An exception thrown by @p function is delivered in the exception_ptr.
+/// The handler runs on its associated executor (or @p pool if it has none).
+///
+/// @par Per-operation cancellation
+/// Any cancellation type: if the call has not started, it never will, and the
+/// operation completes with `operation_aborted`. A call already running cannot
+/// be interrupted; the operation completes when it returns, with its result.
+///
+/// @par Thread safety
+/// May be called from any thread.
+template <typename PoolExecutor, typename Function,
+          boost::asio::completion_token_for<
+              typename detail::offload_signature<std::invoke_result_t<std::decay_t<Function>&>>::type>
+              Token>
+auto async_to_thread(const PoolExecutor& pool, Function&& function, Token&& token)
+{
+  using signature = typename detail::offload_signature<std::invoke_result_t<std::decay_t<Function>&>>::type;
+  return boost::asio::async_initiate<Token, signature>(detail::initiate_offload{}, token, pool,
+                                                       std::forward<Function>(function));
+}
+
+/// Calls `f(args...)` on fanout's blocking-work pool and resumes the awaiting
+/// coroutine on its own executor with the result (asyncio's `to_thread`).
+///
+/// @p f and @p args are decay-copied (use std::ref to pass a reference), as
+/// std::thread does. Exceptions thrown by the call are rethrown to the awaiter.
+///
+/// @par Cancellation
+/// Cancelling the awaiting coroutine before the call starts means it never
+/// starts (the await throws `operation_aborted`); a call already running is
+/// waited for.
+///
+/// @code
+/// std::string s = co_await fanout::to_thread(a); // a() blocks one second
+/// @endcode
+template <typename F, typename... Args>
+  requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
+[[nodiscard]] auto to_thread(F&& f, Args&&... args)
+{
+  return async_to_thread(
+      blocking_executor(),
+      [fn = std::forward<F>(f), tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+        return std::apply(fn, tuple);
+      },
+      boost::asio::use_awaitable);
+}
+
+} // namespace fanout

@@ -1,0 +1,84 @@
+// fanout/sleep.hpp — timed waits for coroutines and for callback code.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/consign.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <memory>
+
+namespace fanout {
+
+/// The clock every fanout duration and deadline is measured on.
+using clock = std::chrono::steady_clock;
+
+/// Suspends the calling coroutine until @p deadline, on the coroutine's own
+/// executor.
+///
+/// A deadline already in the past completes at once (the coroutine is still
+/// resumed through its executor, never inline).
+///
+/// @par Cancellation
+/// Cancelling the awaiting coroutine (terminal, partial or total, as its
+/// cancellation state lets through) ends the wait early: the `co_await`
+/// throws `boost::system::system_error` with `asio::error::operation_aborted`.
+///
+/// @par Thread safety
+/// Safe to call from any coroutine; the timer is owned by the call.
+///
+/// @code
+/// co_await fanout::sleep_until(fanout::clock::now() + 1s);
+/// @endcode
+[[nodiscard]] boost::asio::awaitable<void> sleep_until(clock::time_point deadline);
+
+/// Suspends the calling coroutine for @p duration (zero or negative: completes
+/// at once). Equivalent to `sleep_until(clock::now() + duration)`, with the
+/// same cancellation behaviour.
+///
+/// @code
+/// co_await fanout::sleep(std::chrono::seconds(1)); // asyncio.sleep(1)
+/// @endcode
+template <typename Rep, typename Period>
+[[nodiscard]] boost::asio::awaitable<void> sleep(std::chrono::duration<Rep, Period> duration)
+{
+  return sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(duration));
+}
+
+/// Waits for @p duration on @p executor and then completes @p token, for code
+/// that is not written as coroutines.
+///
+/// @param executor where the timer runs.
+/// @param duration how long to wait (zero or negative: completes at once, through
+///        the handler's executor, never inside this call).
+/// @param token any completion token: a callback, `asio::use_future`,
+///        `asio::deferred`, `asio::use_awaitable`, `asio::as_tuple(...)`.
+///
+/// @par Completion signature
+/// `void(boost::system::error_code)`: success, or `asio::error::operation_aborted`
+/// when cancelled.
+///
+/// @par Per-operation cancellation
+/// `terminal`, `partial` and `total` cancellation through the handler's
+/// associated cancellation slot end the wait with `operation_aborted`.
+///
+/// @code
+/// fanout::async_sleep(ctx.get_executor(), 10ms, [](boost::system::error_code ec) { ... });
+/// @endcode
+template <typename Executor, typename Rep, typename Period,
+          boost::asio::completion_token_for<void(boost::system::error_code)> Token>
+auto async_sleep(const Executor& executor, std::chrono::duration<Rep, Period> duration, Token&& token)
+{
+  // The timer lives as long as the wait: it is moved into the completion
+  // handler's state so that nothing has to be allocated by the caller.
+  auto timer = std::make_unique<boost::asio::steady_timer>(
+      executor, std::chrono::duration_cast<clock::duration>(duration));
+  auto& t = *timer;
+  return t.async_wait(boost::asio::consign(std::forward<Token>(token), std::move(timer)));
+}
+
+} // namespace fanout

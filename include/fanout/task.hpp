@@ -1,0 +1,303 @@
+// fanout/task.hpp — eager scheduling: asyncio.create_task for Asio.
+#pragma once
+
+#include "fanout/error.hpp"
+
+#include "fanout/detail/completion.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution/executor.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/is_executor.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <concepts>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace fanout {
+
+namespace detail {
+
+template <typename T>
+struct task_signature
+{
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct task_signature<void>
+{
+  using type = void(std::exception_ptr);
+};
+
+// Shared by every handle of one task and by the spawned coroutine's
+// completion handler; lives until the last of them is gone.
+template <typename T>
+struct task_state
+{
+  using signature = typename task_signature<T>::type;
+  using waiter = boost::asio::any_completion_handler<signature>;
+
+  explicit task_state(boost::asio::any_io_executor ex) : executor(std::move(ex)) {}
+
+  // The executor the task's coroutine runs on; also the executor that
+  // completes waiters whose handlers have none of their own.
+  boost::asio::any_io_executor executor;
+
+  // Guards every member below. Never held while a waiter runs.
+  std::mutex mutex;
+  // Set once, when the coroutine has finished and its outcome is stored.
+  bool done = false;
+  // cancel() has emitted the signal already: it is emitted at most once, and
+  // never after `done`, so the co_spawn cancellation proxy is never signalled
+  // concurrently or after the coroutine is gone.
+  bool cancel_requested = false;
+  // The value has been handed to a waiter (it is moved out, once).
+  bool taken = false;
+  // The coroutine's exception (including operation_aborted after cancel()).
+  std::exception_ptr error;
+  std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
+  // Waiters parked before `done`.
+  std::vector<waiter> waiters;
+  // Bound to the spawned coroutine's cancellation slot.
+  boost::asio::cancellation_signal signal;
+
+  void request_cancel()
+  {
+    std::lock_guard lock(mutex);
+    if (done || cancel_requested)
+      return;
+    cancel_requested = true;
+    signal.emit(boost::asio::cancellation_type::terminal);
+  }
+
+  // Hands the outcome to one waiter. Called with the mutex held.
+  template <typename Handler>
+  void deliver_locked(Handler&& handler)
+  {
+    if constexpr (std::is_void_v<T>) {
+      post_completion(std::forward<Handler>(handler), executor, error);
+    } else if (error) {
+      post_completion(std::forward<Handler>(handler), executor, error, T{});
+    } else if (taken) {
+      post_completion(std::forward<Handler>(handler), executor,
+                      std::make_exception_ptr(boost::system::system_error(
+                          make_error_code(fanout::error::already_awaited), "fanout::task")),
+                      T{});
+    } else {
+      taken = true;
+      post_completion(std::forward<Handler>(handler), executor, std::exception_ptr(),
+                      std::move(*value));
+    }
+  }
+
+  void finish(std::exception_ptr e)
+  {
+    std::lock_guard lock(mutex);
+    error = std::move(e);
+    done = true;
+    for (auto& w : waiters)
+      deliver_locked(std::move(w));
+    waiters.clear();
+  }
+};
+
+template <typename T, typename Executor>
+boost::asio::awaitable<void, Executor> task_body(std::shared_ptr<task_state<T>> state,
+                                                 boost::asio::awaitable<T, Executor> body)
+{
+  if constexpr (std::is_void_v<T>)
+    co_await std::move(body);
+  else
+    state->value.emplace(co_await std::move(body));
+}
+
+} // namespace detail
+
+/// A handle to a coroutine that fanout::spawn started (asyncio's Task).
+///
+/// - `co_await t.async_wait()` (or `t.async_wait(token)`; `co_await
+///   std::move(t)` also works, as the handle is an asynchronous operation) completes when the coroutine has
+///   finished, with its value, or rethrows its exception. The value is moved
+///   out to the first waiter; a later await of a non-void task fails with
+///   `fanout::error::already_awaited`. Exceptions are rethrown to every waiter.
+/// - `cancel()` requests terminal cancellation: the coroutine sees
+///   `asio::error::operation_aborted` at its next suspension point (or before
+///   it starts, if it has not started yet), and awaiting the task then throws
+///   `boost::system::system_error(operation_aborted)` unless the coroutine
+///   handled the cancellation and returned normally.
+/// - Cancelling a coroutine that is awaiting the task cancels the task too (as
+///   in asyncio) and still waits for it to finish: the waiter never resumes
+///   while the task runs.
+/// - Handles are cheap to copy; copies refer to the same task. Destroying every
+///   handle of an unfinished task detaches it (like `co_spawn(..., detached)`):
+///   it runs to completion and its state is freed then. Use a task_group for
+///   tasks that must not outlive a scope.
+///
+/// @par Thread safety
+/// Distinct handles may be used concurrently from any thread, including
+/// `cancel()` from a thread other than the task's executor.
+///
+/// @tparam T the coroutine's result type; as with `asio::co_spawn`, a non-void
+///         T must be default-constructible (it fills the completion signature
+///         when the task fails).
+template <typename T>
+class task
+{
+  static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
+                "fanout::task<T> needs a default-constructible T, as asio::co_spawn does");
+
+public:
+  using value_type = T;
+  /// The completion signature of `async_wait`: `void(std::exception_ptr, T)`,
+  /// or `void(std::exception_ptr)` for `task<void>`.
+  using signature = typename detail::task_signature<T>::type;
+
+  /// An empty handle; `valid()` is false.
+  task() = default;
+
+  /// True if this handle refers to a task.
+  [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
+
+  /// True once the coroutine has finished (normally, with an exception, or
+  /// cancelled). False for an empty handle.
+  [[nodiscard]] bool done() const
+  {
+    if (!state_)
+      return false;
+    std::lock_guard lock(state_->mutex);
+    return state_->done;
+  }
+
+  /// Requests terminal cancellation of the coroutine. Does nothing if it has
+  /// finished already or was cancelled before. Returns at once; await the task
+  /// to wait for the coroutine to end.
+  void cancel() const
+  {
+    if (state_)
+      state_->request_cancel();
+  }
+
+  /// The executor the coroutine runs on.
+  [[nodiscard]] boost::asio::any_io_executor get_executor() const
+  {
+    if (!state_)
+      throw_error(error::no_task, "fanout::task::get_executor");
+    return state_->executor;
+  }
+
+  /// Waits for the coroutine to finish.
+  ///
+  /// @par Completion signature
+  /// `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for void).
+  /// The handler runs on its associated executor, or on the task's executor if
+  /// it has none; never inside this call.
+  ///
+  /// @par Per-operation cancellation
+  /// Any cancellation type through the handler's slot cancels the task; the
+  /// wait still completes only when the task has finished.
+  template <boost::asio::completion_token_for<signature> Token = boost::asio::use_awaitable_t<>>
+  auto async_wait(Token&& token = {}) const
+  {
+    return boost::asio::async_initiate<Token, signature>(initiate_wait{}, token, state_);
+  }
+
+  /// Makes the handle an asynchronous operation, so that `co_await t` works in
+  /// an `asio::awaitable` coroutine. Same as async_wait(token).
+  template <boost::asio::completion_token_for<signature> Token>
+  auto operator()(Token&& token) const
+  {
+    return async_wait(std::forward<Token>(token));
+  }
+
+private:
+  template <typename U, typename Executor, typename AwaitableExecutor>
+    requires(boost::asio::execution::is_executor<Executor>::value ||
+             boost::asio::is_executor<Executor>::value)
+  friend task<U> spawn(const Executor&, boost::asio::awaitable<U, AwaitableExecutor>);
+
+  explicit task(std::shared_ptr<detail::task_state<T>> state) : state_(std::move(state)) {}
+
+  struct initiate_wait
+  {
+    template <typename Handler>
+    void operator()(Handler&& handler, const std::shared_ptr<detail::task_state<T>>& state) const
+    {
+      if (!state) {
+        auto ex = boost::asio::get_associated_executor(handler);
+        auto e = std::make_exception_ptr(
+            boost::system::system_error(make_error_code(error::no_task), "fanout::task"));
+        if constexpr (std::is_void_v<T>)
+          detail::post_completion(std::forward<Handler>(handler), ex, e);
+        else
+          detail::post_completion(std::forward<Handler>(handler), ex, e, T{});
+        return;
+      }
+      std::unique_lock lock(state->mutex);
+      if (state->done) {
+        state->deliver_locked(std::forward<Handler>(handler));
+        return;
+      }
+      auto slot = boost::asio::get_associated_cancellation_slot(handler);
+      if (slot.is_connected())
+        slot.assign([s = state](boost::asio::cancellation_type_t) { s->request_cancel(); });
+      state->waiters.emplace_back(std::forward<Handler>(handler));
+    }
+  };
+
+  std::shared_ptr<detail::task_state<T>> state_;
+};
+
+/// Starts @p body on @p executor now and returns a handle to it (asyncio's
+/// `create_task` / the post's `asyncio.async`).
+///
+/// The coroutine is scheduled at once (posted to @p executor: it starts when
+/// the executor runs it, never inside this call) and runs whether or not the
+/// handle is ever awaited.
+///
+/// @param executor any Asio executor convertible to the awaitable's executor
+///        type: an `io_context`'s, a `thread_pool`'s, a strand.
+/// @param body the coroutine to run.
+///
+/// @par Thread safety
+/// May be called from any thread.
+///
+/// @code
+/// auto t = fanout::spawn(ctx.get_executor(), b());
+/// std::string s = co_await t;          // in a coroutine
+/// std::string s = fanout::run(ctx, t); // or from synchronous code
+/// @endcode
+template <typename T, typename Executor, typename AwaitableExecutor>
+  requires(boost::asio::execution::is_executor<Executor>::value ||
+           boost::asio::is_executor<Executor>::value)
+[[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
+{
+  auto state = std::make_shared<detail::task_state<T>>(executor);
+  auto& signal = state->signal;
+  auto body_coro = detail::task_body<T, AwaitableExecutor>(state, std::move(body));
+  boost::asio::co_spawn(executor, std::move(body_coro),
+                        boost::asio::bind_cancellation_slot(
+                            signal.slot(), [state](std::exception_ptr e) { state->finish(std::move(e)); }));
+  return task<T>(std::move(state));
+}
+
+/// As above, on @p ctx's executor.
+template <typename T, typename ExecutionContext, typename AwaitableExecutor>
+  requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+[[nodiscard]] task<T> spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor> body)
+{
+  return spawn(ctx.get_executor(), std::move(body));
+}
+
+} // namespace fanout

@@ -1,0 +1,36 @@
+#include "fanout/error.hpp"
+
+namespace fanout {
+namespace {
+
+class category final : public boost::system::error_category
+{
+public:
+  const char* name() const noexcept override { return "fanout"; }
+
+  std::string message(int value) const override
+  {
+    switch (static_cast<error>(value)) {
+    case error::timed_out: return "operation timed out";
+    case error::already_awaited: return "the task's result was already taken by an earlier await";
+    case error::no_task: return "the task handle is empty";
+    case error::invalid_argument: return "invalid argument";
+    }
+    return "unknown fanout error";
+  }
+};
+
+} // namespace
+
+const boost::system::error_category& error_category() noexcept
+{
+  static const category instance;
+  return instance;
+}
+
+void throw_error(error e, const char* what)
+{
+  throw boost::system::system_error(make_error_code(e), what);
+}
+
+} // namespace fanout
