@@ -23,16 +23,15 @@ namespace fanout {
 /// order, or void when f's items produce nothing.
 template <typename F, typename... Ranges>
 using map_result_t =
-    typename detail::map_results<detail::map_value_t<std::decay_t<F>, std::views::all_t<Ranges>...>>::result_type;
+    typename detail::map_results<detail::map_value_t<std::decay_t<F>, detail::range_holder<Ranges>...>>::result_type;
 
 /// A callable async_map accepts for these ranges: invocable with one element
 /// of each, returning `asio::awaitable<R>`, a fanout::invocation<R>, or a
 /// plain R (including void).
 template <typename F, typename... Ranges>
 concept map_function =
-    (sizeof...(Ranges) > 0) && (std::ranges::input_range<Ranges> && ...) &&
-    (std::ranges::viewable_range<Ranges> && ...) &&
-    std::invocable<std::decay_t<F>&, detail::map_arg_t<std::views::all_t<Ranges>>&...>;
+    (sizeof...(Ranges) > 0) && (std::ranges::input_range<typename detail::range_holder<Ranges>::range_type&> && ...) &&
+    std::invocable<std::decay_t<F>&, detail::map_arg_t<detail::range_holder<Ranges>>&...>;
 
 namespace detail {
 
@@ -92,8 +91,8 @@ template <typename F, typename... Ranges>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(const map_options& options, F&& f,
                                                                            Ranges&&... ranges)
 {
-  return detail::map_coroutine<std::decay_t<F>, std::views::all_t<Ranges>...>(
-      options, std::forward<F>(f), std::views::all(std::forward<Ranges>(ranges))...);
+  return detail::map_coroutine<std::decay_t<F>, detail::range_holder<Ranges>...>(
+      options, std::forward<F>(f), detail::range_holder<Ranges>(std::forward<Ranges>(ranges))...);
 }
 
 /// async_map with default options: unlimited concurrency, plain calls inline.

@@ -36,12 +36,45 @@
 
 namespace fanout::detail {
 
-// The argument an element of view V is passed as. Elements of forward ranges
-// stay valid after the iterator moves on, so they are passed by reference;
-// single-pass ranges (istream views, generators) are copied out first.
-template <typename V>
-using map_arg_t = std::conditional_t<std::ranges::forward_range<V>, std::ranges::range_reference_t<V>,
-                                     std::ranges::range_value_t<V>>;
+// Holds one input range of a map for as long as the map runs: an lvalue by
+// reference (the caller's container), an rvalue moved in. (Not
+// std::views::all: clang 14 cannot compile libstdc++ 12's views.)
+template <typename R>
+class range_holder
+{
+public:
+  using range_type = std::conditional_t<std::is_lvalue_reference_v<R>, std::remove_reference_t<R>,
+                                        std::remove_cvref_t<R>>;
+
+  explicit range_holder(R&& r) : range_(hold(std::forward<R>(r))) {}
+
+  range_type& get() noexcept
+  {
+    if constexpr (std::is_lvalue_reference_v<R>)
+      return *range_;
+    else
+      return range_;
+  }
+
+private:
+  static auto hold(R&& r)
+  {
+    if constexpr (std::is_lvalue_reference_v<R>)
+      return &r;
+    else
+      return range_type(std::move(r));
+  }
+
+  std::conditional_t<std::is_lvalue_reference_v<R>, range_type*, range_type> range_;
+};
+
+// The argument an element of held range H is passed as. Elements of forward
+// ranges stay valid after the iterator moves on, so they are passed by
+// reference; single-pass ranges (istream views, generators) are copied out.
+template <typename H>
+using map_arg_t = std::conditional_t<std::ranges::forward_range<typename H::range_type&>,
+                                     std::ranges::range_reference_t<typename H::range_type&>,
+                                     std::ranges::range_value_t<typename H::range_type&>>;
 
 template <typename F, typename... Views>
 using map_call_result_t = std::invoke_result_t<F&, map_arg_t<Views>&...>;
@@ -114,7 +147,7 @@ public:
         executor_(std::move(executor)),
         function_(std::move(f)),
         views_(std::move(views)...),
-        iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v)...); }, views_))
+        iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v.get())...); }, views_))
   {
     limit_ = options_.max_concurrency == 0 ? std::numeric_limits<std::size_t>::max() : options_.max_concurrency;
     if (plain_calls && options_.blocking == blocking_policy::run_inline)
@@ -220,7 +253,7 @@ private:
       return std::nullopt;
     const bool at_end = std::apply(
         [this](auto&... it) {
-          return std::apply([&](auto&... v) { return ((it == std::ranges::end(v)) || ...); }, views_);
+          return std::apply([&](auto&... v) { return ((it == std::ranges::end(v.get())) || ...); }, views_);
         },
         iterators_);
     if (at_end) {
@@ -339,7 +372,7 @@ private:
   // offloading), so calls to it may overlap.
   F function_;
   std::tuple<Views...> views_;
-  std::tuple<std::ranges::iterator_t<Views>...> iterators_;
+  std::tuple<std::ranges::iterator_t<typename Views::range_type&>...> iterators_;
   std::size_t limit_ = 0;
 
   // Guards everything below: pulling from the iterators, appending result
