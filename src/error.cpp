@@ -11,10 +11,14 @@ public:
   std::string message(int value) const override
   {
     switch (static_cast<error>(value)) {
-    case error::timed_out: return "operation timed out";
-    case error::already_awaited: return "the task's result was already taken by an earlier await";
-    case error::no_task: return "the task handle is empty";
-    case error::invalid_argument: return "invalid argument";
+    case error::timed_out:
+      return "operation timed out";
+    case error::already_awaited:
+      return "the task's result was already taken by an earlier await";
+    case error::no_task:
+      return "the task handle is empty";
+    case error::invalid_argument:
+      return "invalid argument";
     }
     return "unknown fanout error";
   }

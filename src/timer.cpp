@@ -18,8 +18,7 @@ timer::timer(std::string label, std::ostream& out) : label_(std::move(label)), o
 
 timer::timer(std::string label, sink record)
     : label_(std::move(label)), record_(std::move(record)), start_(clock::now())
-{
-}
+{}
 
 timer::~timer()
 {

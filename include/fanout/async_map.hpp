@@ -29,15 +29,15 @@ using map_result_t =
 /// of each, returning `asio::awaitable<R>`, a fanout::invocation<R>, or a
 /// plain R (including void).
 template <typename F, typename... Ranges>
-concept map_function =
-    (sizeof...(Ranges) > 0) && (std::ranges::input_range<typename detail::range_holder<Ranges>::range_type&> && ...) &&
-    std::invocable<std::decay_t<F>&, detail::map_arg_t<detail::range_holder<Ranges>>&...>;
+concept map_function = (sizeof...(Ranges) > 0) &&
+                       (std::ranges::input_range<typename detail::range_holder<Ranges>::range_type&> && ...) &&
+                       std::invocable<std::decay_t<F>&, detail::map_arg_t<detail::range_holder<Ranges>>&...>;
 
 namespace detail {
 
 template <typename F, typename... Views>
 boost::asio::awaitable<typename map_engine<F, Views...>::result_type> map_coroutine(map_options options, F f,
-                                                                                   Views... views)
+                                                                                    Views... views)
 {
   auto engine = std::make_shared<map_engine<F, Views...>>(options, co_await boost::asio::this_coro::executor,
                                                           std::move(f), std::move(views)...);
@@ -87,7 +87,7 @@ boost::asio::awaitable<typename map_engine<F, Views...>::result_type> map_corout
 /// auto sums = co_await fanout::async_map({.max_concurrency = 5}, add, xs, ys);
 /// @endcode
 template <typename F, typename... Ranges>
-  requires map_function<F, Ranges...>
+requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(const map_options& options, F&& f,
                                                                            Ranges&&... ranges)
 {
@@ -97,7 +97,7 @@ template <typename F, typename... Ranges>
 
 /// async_map with default options: unlimited concurrency, plain calls inline.
 template <typename F, typename... Ranges>
-  requires map_function<F, Ranges...>
+requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(F&& f, Ranges&&... ranges)
 {
   return async_map(map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);

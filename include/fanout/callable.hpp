@@ -76,8 +76,8 @@ public:
   /// Wraps @p f: a coroutine function if `f(args...)` is an
   /// `asio::awaitable<R>`, else a blocking function whose result converts to R.
   template <typename F>
-    requires(!std::same_as<std::remove_cvref_t<F>, callable> && std::invocable<F&, Args...>)
-  callable(F f) // NOLINT(google-explicit-constructor): implicit, so {b, a} lists work
+  requires(!std::same_as<std::remove_cvref_t<F>, callable> && std::invocable<F&, Args...>)
+      callable(F f) // NOLINT(google-explicit-constructor): implicit, so {b, a} lists work
   {
     using result = std::invoke_result_t<F&, Args...>;
     if constexpr (is_awaitable_v<result>)
@@ -95,8 +95,8 @@ public:
   {
     if (fn_.index() == 0)
       return invocation<R>(std::get<0>(fn_)(std::forward<Args>(args)...));
-    return invocation<R>(std::function<R()>(
-        [fn = std::get<1>(fn_), bound = std::make_tuple(std::move(args)...)]() mutable {
+    return invocation<R>(
+        std::function<R()>([fn = std::get<1>(fn_), bound = std::make_tuple(std::move(args)...)]() mutable {
           return std::apply(fn, bound);
         }));
   }

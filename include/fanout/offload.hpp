@@ -62,8 +62,7 @@ struct offload_op
 
   offload_op(Handler h, Function f, WorkExecutor w, Fallback fb)
       : handler(std::move(h)), function(std::move(f)), work(std::move(w)), fallback(std::move(fb))
-  {
-  }
+  {}
 
   std::atomic<int> phase{queued};
   Handler handler;
@@ -120,8 +119,7 @@ struct initiate_offload
         } catch (...) {
           error = std::current_exception();
         }
-        post_completion(std::move(op->handler), op->fallback, error,
-                        value ? std::move(*value) : result{});
+        post_completion(std::move(op->handler), op->fallback, error, value ? std::move(*value) : result{});
       }
     });
   }
@@ -176,8 +174,8 @@ auto async_to_thread(const PoolExecutor& pool, Function&& function, Token&& toke
 /// std::string s = co_await fanout::to_thread(a); // a() blocks one second
 /// @endcode
 template <typename F, typename... Args>
-  requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
-[[nodiscard]] auto to_thread(F&& f, Args&&... args)
+requires std::invocable < std::decay_t<F>
+&, std::decay_t<Args>&... > [[nodiscard]] auto to_thread(F&& f, Args&&... args)
 {
   return async_to_thread(
       blocking_executor(),

@@ -72,11 +72,10 @@ template <typename T, typename Executor>
 T run(boost::asio::io_context& ctx, boost::asio::awaitable<T, Executor> body)
 {
   auto out = std::make_shared<detail::run_outcome<T>>();
-  boost::asio::co_spawn(ctx, detail::run_body<T, Executor>(out, std::move(body)),
-                        [out](std::exception_ptr e) {
-                          out->error = std::move(e);
-                          out->done.store(true, std::memory_order_release);
-                        });
+  boost::asio::co_spawn(ctx, detail::run_body<T, Executor>(out, std::move(body)), [out](std::exception_ptr e) {
+    out->error = std::move(e);
+    out->done.store(true, std::memory_order_release);
+  });
   if (ctx.stopped())
     ctx.restart();
   while (!out->done.load(std::memory_order_acquire)) {

@@ -75,8 +75,8 @@ auto async_sleep(const Executor& executor, std::chrono::duration<Rep, Period> du
 {
   // The timer lives as long as the wait: it is moved into the completion
   // handler's state so that nothing has to be allocated by the caller.
-  auto timer = std::make_unique<boost::asio::steady_timer>(
-      executor, std::chrono::duration_cast<clock::duration>(duration));
+  auto timer =
+      std::make_unique<boost::asio::steady_timer>(executor, std::chrono::duration_cast<clock::duration>(duration));
   auto& t = *timer;
   return t.async_wait(boost::asio::consign(std::forward<Token>(token), std::move(timer)));
 }

@@ -92,13 +92,12 @@ struct task_state
       post_completion(std::forward<Handler>(handler), executor, error, T{});
     } else if (taken) {
       post_completion(std::forward<Handler>(handler), executor,
-                      std::make_exception_ptr(boost::system::system_error(
-                          make_error_code(fanout::error::already_awaited), "fanout::task")),
+                      std::make_exception_ptr(
+                          boost::system::system_error(make_error_code(fanout::error::already_awaited), "fanout::task")),
                       T{});
     } else {
       taken = true;
-      post_completion(std::forward<Handler>(handler), executor, std::exception_ptr(),
-                      std::move(*value));
+      post_completion(std::forward<Handler>(handler), executor, std::exception_ptr(), std::move(*value));
     }
   }
 
@@ -223,9 +222,10 @@ public:
 
 private:
   template <typename U, typename Executor, typename AwaitableExecutor>
-    requires(boost::asio::execution::is_executor<Executor>::value ||
-             boost::asio::is_executor<Executor>::value)
-  friend task<U> spawn(const Executor&, boost::asio::awaitable<U, AwaitableExecutor>);
+  requires(
+      boost::asio::execution::is_executor<Executor>::value ||
+      boost::asio::is_executor<Executor>::value) friend task<U> spawn(const Executor&,
+                                                                      boost::asio::awaitable<U, AwaitableExecutor>);
 
   explicit task(std::shared_ptr<detail::task_state<T>> state) : state_(std::move(state)) {}
 
@@ -236,8 +236,7 @@ private:
     {
       if (!state) {
         auto ex = boost::asio::get_associated_executor(handler);
-        auto e = std::make_exception_ptr(
-            boost::system::system_error(make_error_code(error::no_task), "fanout::task"));
+        auto e = std::make_exception_ptr(boost::system::system_error(make_error_code(error::no_task), "fanout::task"));
         if constexpr (std::is_void_v<T>)
           detail::post_completion(std::forward<Handler>(handler), ex, e);
         else
@@ -279,9 +278,8 @@ private:
 /// std::string s = fanout::run(ctx, t); // or from synchronous code
 /// @endcode
 template <typename T, typename Executor, typename AwaitableExecutor>
-  requires(boost::asio::execution::is_executor<Executor>::value ||
-           boost::asio::is_executor<Executor>::value)
-[[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
+requires(boost::asio::execution::is_executor<Executor>::value || boost::asio::is_executor<Executor>::value)
+    [[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
 {
   auto state = std::make_shared<detail::task_state<T>>(executor);
   auto& signal = state->signal;
@@ -294,7 +292,7 @@ template <typename T, typename Executor, typename AwaitableExecutor>
 
 /// As above, on @p ctx's executor.
 template <typename T, typename ExecutionContext, typename AwaitableExecutor>
-  requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
 [[nodiscard]] task<T> spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor> body)
 {
   return spawn(ctx.get_executor(), std::move(body));

@@ -48,10 +48,7 @@ public:
   /// Time since construction.
   [[nodiscard]] clock::duration elapsed() const noexcept { return clock::now() - start_; }
   /// Time since construction in seconds.
-  [[nodiscard]] double elapsed_seconds() const noexcept
-  {
-    return std::chrono::duration<double>(elapsed()).count();
-  }
+  [[nodiscard]] double elapsed_seconds() const noexcept { return std::chrono::duration<double>(elapsed()).count(); }
   /// The label given at construction.
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 

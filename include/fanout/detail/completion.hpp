@@ -30,8 +30,7 @@ void post_completion(Handler&& handler, const Executor& fallback, Args&&... args
                                   handler_ex, [h = std::forward<Handler>(handler),
                                                values = std::make_tuple(std::forward<Args>(args)...)]() mutable {
                                     boost::asio::get_associated_cancellation_slot(h).clear();
-                                    std::apply([&h](auto&&... v) { std::move(h)(std::move(v)...); },
-                                               std::move(values));
+                                    std::apply([&h](auto&&... v) { std::move(h)(std::move(v)...); }, std::move(values));
                                   }));
 }
 

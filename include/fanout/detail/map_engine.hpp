@@ -43,8 +43,8 @@ template <typename R>
 class range_holder
 {
 public:
-  using range_type = std::conditional_t<std::is_lvalue_reference_v<R>, std::remove_reference_t<R>,
-                                        std::remove_cvref_t<R>>;
+  using range_type =
+      std::conditional_t<std::is_lvalue_reference_v<R>, std::remove_reference_t<R>, std::remove_cvref_t<R>>;
 
   explicit range_holder(R&& r) : range_(hold(std::forward<R>(r))) {}
 
@@ -143,10 +143,7 @@ public:
   static constexpr bool plain_calls = !is_awaitable_v<call_result> && !is_invocation_v<call_result>;
 
   map_engine(const map_options& options, boost::asio::any_io_executor executor, F f, Views... views)
-      : options_(options),
-        executor_(std::move(executor)),
-        function_(std::move(f)),
-        views_(std::move(views)...),
+      : options_(options), executor_(std::move(executor)), function_(std::move(f)), views_(std::move(views)...),
         iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v.get())...); }, views_))
   {
     limit_ = options_.max_concurrency == 0 ? std::numeric_limits<std::size_t>::max() : options_.max_concurrency;
@@ -183,9 +180,8 @@ public:
       // cancellation signal (forwarded by co_spawn through that strand) never
       // races with the worker on a multi-threaded executor.
       boost::asio::co_spawn(boost::asio::make_strand(executor_), worker(self, std::move(*first)),
-                            boost::asio::bind_cancellation_slot(signal->slot(), [self](std::exception_ptr e) {
-                              self->worker_done(std::move(e));
-                            }));
+                            boost::asio::bind_cancellation_slot(
+                                signal->slot(), [self](std::exception_ptr e) { self->worker_done(std::move(e)); }));
     }
     std::optional<boost::asio::any_completion_handler<void()>> waiter;
     {
@@ -384,12 +380,12 @@ private:
   // pointer into each); emitted once, together,
   // when the map stops (first failure or outside cancellation).
   std::deque<boost::asio::cancellation_signal> signals_;
-  std::size_t workers_ = 0;   // workers spawned and not yet finished
-  bool exhausted_ = false;    // a range reached its end
-  bool stopping_ = false;     // no more items start
-  bool starting_ = true;      // start() is still spawning workers
-  bool finished_ = false;     // every worker finished; the result is final
-  std::exception_ptr error_;  // the first failure (or operation_aborted)
+  std::size_t workers_ = 0;  // workers spawned and not yet finished
+  bool exhausted_ = false;   // a range reached its end
+  bool stopping_ = false;    // no more items start
+  bool starting_ = true;     // start() is still spawning workers
+  bool finished_ = false;    // every worker finished; the result is final
+  std::exception_ptr error_; // the first failure (or operation_aborted)
   std::optional<boost::asio::any_completion_handler<void()>> waiter_;
 };
 
