@@ -9,4 +9,5 @@
 #include "fanout/run.hpp"
 #include "fanout/sleep.hpp"
 #include "fanout/task.hpp"
+#include "fanout/timeout.hpp"
 #include "fanout/timer.hpp"

@@ -1,0 +1,684 @@
+// fanout-bench — the post's table ("Asynchronous part 1", seed/asynchronous-part-1.txt),
+// one row per experiment, each written the way the post writes it, with fanout;
+// then the rows only fanout can do.
+//
+//   fanout-bench [--scale S] [--format table|json|csv] [--filter SUBSTRING]
+//
+// Every duration is the post's one-second unit times S. Each row is timed with
+// the fanout::timer guard around exactly what the post's `with timer(...)`
+// block holds (event loops the post creates before the block are created
+// before ours too), and its values are checked: the exit status is 1 if any
+// row gives wrong values, 2 for a bad command line.
+
+#include <fanout/fanout.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using values = std::vector<std::string>;
+
+// ---------------------------------------------------------------------------
+// The post's two functions, with its one-second unit scaled by --scale.
+
+std::chrono::nanoseconds unit = std::chrono::seconds(1);
+
+// #notacoroutine
+// def a(A="a"):
+//     time.sleep(1)
+//     return A
+std::string a()
+{
+  std::this_thread::sleep_for(unit);
+  return "a";
+}
+
+// @asyncio.coroutine
+// def b(B="b"):
+//     yield from asyncio.sleep(1)
+//     return B
+asio::awaitable<std::string> b()
+{
+  co_await fanout::sleep(unit);
+  co_return "b";
+}
+
+using coroutine_function = asio::awaitable<std::string> (*)();
+using blocking_function = std::string (*)();
+
+// apply = lambda x: x()
+constexpr auto apply = [](auto& x) { return x(); };
+
+// The timer guard's sink: records the elapsed seconds instead of printing.
+fanout::timer::sink into(double& seconds)
+{
+  return [&seconds](std::string_view, std::chrono::duration<double> elapsed) { seconds = elapsed.count(); };
+}
+
+// ---------------------------------------------------------------------------
+// The experiments. Each returns what the post prints, in order, and stores
+// the time its timer block took in `seconds`.
+
+// with timer("Normal synchronous code"):
+//     for x in range(5):
+//         print(a())
+values normal_synchronous_code(const std::string& label, double& seconds)
+{
+  values printed;
+  printed.reserve(5);
+  {
+    const fanout::timer t(label, into(seconds));
+    for (int x = 0; x < 5; ++x)
+      printed.push_back(a());
+  }
+  return printed;
+}
+
+// loop = asyncio.get_event_loop()
+// with timer("Using asynchronous code synchronously"):
+//     for x in range(5):
+//         retval = loop.run_until_complete(b())
+//         print(retval)
+values asynchronous_code_synchronously(const std::string& label, double& seconds)
+{
+  asio::io_context loop;
+  values printed;
+  printed.reserve(5);
+  {
+    const fanout::timer t(label, into(seconds));
+    for (int x = 0; x < 5; ++x) {
+      auto retval = fanout::run(loop, b());
+      printed.push_back(std::move(retval));
+    }
+  }
+  return printed;
+}
+
+// loop = asyncio.get_event_loop()
+// with timer("Separate function call, and code running"):
+//     tasks = []
+//     for x in range(5):
+//         task = b()
+//         tasks.append(task)
+//     for task in tasks:
+//         retval = loop.run_until_complete(task)
+//         print(retval)
+values separate_call_and_running(const std::string& label, double& seconds)
+{
+  asio::io_context loop;
+  values printed;
+  printed.reserve(5);
+  {
+    const fanout::timer t(label, into(seconds));
+    std::vector<asio::awaitable<std::string>> tasks;
+    for (int x = 0; x < 5; ++x) {
+      auto task = b(); // an awaitable is lazy, as the post's generator: nothing runs yet
+      tasks.push_back(std::move(task));
+    }
+    for (auto& task : tasks) {
+      auto retval = fanout::run(loop, std::move(task));
+      printed.push_back(std::move(retval));
+    }
+  }
+  return printed;
+}
+
+// loop = asyncio.get_event_loop()
+// with timer("Briefer concurrency with map"):
+//     tasks = [asyncio.async(b()) for x in range(5)]
+//     print(*map(loop.run_until_complete, tasks))
+values briefer_concurrency_with_map(const std::string& label, double& seconds)
+{
+  asio::io_context loop;
+  values printed;
+  printed.reserve(5);
+  {
+    const fanout::timer t(label, into(seconds));
+    std::vector<fanout::task<std::string>> tasks;
+    for (int x = 0; x < 5; ++x)
+      tasks.push_back(fanout::spawn(loop, b()));
+    for (auto& task : tasks)
+      printed.push_back(fanout::run(loop, task));
+  }
+  return printed;
+}
+
+// with timer("Async map, not using the event loop directly"):
+//     tasks = [b for x in range(5)]
+//     retvals = [r for r in async_map(lambda x: x(), tasks)]
+//     print(*retvals)
+values async_map_coroutines(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<coroutine_function> tasks(5, b);
+    retvals = fanout::run(fanout::async_map(apply, tasks));
+  }
+  return retvals;
+}
+
+// with timer("It still works with synchronous functions"):
+//     tasks = [a for x in range(5)]
+//     retvals = [r for r in async_map(lambda x: x(), tasks)]
+//     print(*retvals)
+values async_map_blocking(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<blocking_function> tasks(5, a);
+    retvals = fanout::run(fanout::async_map(apply, tasks));
+  }
+  return retvals;
+}
+
+// apply = lambda x: x()
+// with timer("Mixin' it up"):
+//     tasks = [b, a, b ,a, b]
+//     retvals = [r for r in async_map(apply, tasks)]
+//     print(*retvals)
+values mixin_it_up(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+    retvals = fanout::run(fanout::async_map(apply, tasks));
+  }
+  return retvals;
+}
+
+// Beyond the post: the same mixed list, its blocking calls offloaded to
+// fanout's blocking pool, so that they overlap each other and the coroutines.
+values mixin_it_up_offloaded(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+    retvals = fanout::run(fanout::async_map({.blocking = fanout::blocking_policy::offload}, apply, tasks));
+  }
+  return retvals;
+}
+
+// Beyond the post: five blocking calls, offloaded.
+values blocking_offloaded(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<blocking_function> tasks(5, a);
+    retvals = fanout::run(fanout::async_map({.blocking = fanout::blocking_policy::offload}, apply, tasks));
+  }
+  return retvals;
+}
+
+// Beyond the post: ten thousand coroutines sleeping one unit each, at once.
+values ten_thousand_sleeps(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<coroutine_function> tasks(10'000, b);
+    retvals = fanout::run(fanout::async_map(apply, tasks));
+  }
+  return retvals;
+}
+
+// Beyond the post: twenty one-unit sleeps through a window of five.
+values twenty_sleeps_five_in_flight(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    const std::vector<coroutine_function> tasks(20, b);
+    retvals = fanout::run(fanout::async_map({.max_concurrency = 5}, apply, tasks));
+  }
+  return retvals;
+}
+
+// ---------------------------------------------------------------------------
+// The table.
+
+struct row
+{
+  std::string_view name;
+  double ideal_units;                // at the one-second unit
+  std::optional<double> post_seconds; // the post's figure, unscaled
+  values (*run)(const std::string& label, double& seconds);
+  values expected;
+  bool offloads = false; // uses fanout's blocking pool
+};
+
+values repeat(std::string_view value, std::size_t n)
+{
+  return values(n, std::string(value));
+}
+
+std::vector<row> all_rows()
+{
+  std::vector<row> rows;
+  rows.push_back({"Normal synchronous code", 5, 5.005340099334717, normal_synchronous_code, repeat("a", 5)});
+  rows.push_back({"Using asynchronous code synchronously", 5, 5.007107496261597, asynchronous_code_synchronously,
+                  repeat("b", 5)});
+  rows.push_back({"Separate function call, and code running", 5, 5.006737232208252, separate_call_and_running,
+                  repeat("b", 5)});
+  rows.push_back(
+      {"Briefer concurrency with map", 1, 1.002532958984375, briefer_concurrency_with_map, repeat("b", 5)});
+  rows.push_back({"Async map, not using the event loop directly", 1, 1.0016822814941406, async_map_coroutines,
+                  repeat("b", 5)});
+  rows.push_back(
+      {"It still works with synchronous functions", 5, 5.006326913833618, async_map_blocking, repeat("a", 5)});
+  rows.push_back({"Mixin' it up", 3, 3.004204511642456, mixin_it_up, {"b", "a", "b", "a", "b"}});
+  rows.push_back({"Mixin' it up, blocking calls offloaded", 1, std::nullopt, mixin_it_up_offloaded,
+                  {"b", "a", "b", "a", "b"}, true});
+  rows.push_back({"It still works with synchronous functions, offloaded", 1, std::nullopt, blocking_offloaded,
+                  repeat("a", 5), true});
+  rows.push_back({"10,000 concurrent sleeps", 1, std::nullopt, ten_thousand_sleeps, repeat("b", 10'000)});
+  rows.push_back(
+      {"20 sleeps, at most 5 in flight", 4, std::nullopt, twenty_sleeps_five_in_flight, repeat("b", 20)});
+  return rows;
+}
+
+struct result
+{
+  std::size_t number; // 1-based, in the full table
+  const row* spec;
+  double ideal_seconds;
+  double measured_seconds = 0;
+  bool correct = false;
+};
+
+// ---------------------------------------------------------------------------
+// Number and string formatting.
+
+// The shortest text that reads back as the same double (Python's repr).
+std::string shortest(double x)
+{
+  std::array<char, 32> text{};
+  const auto end = std::to_chars(text.data(), text.data() + text.size(), x).ptr;
+  return {text.data(), end};
+}
+
+// At most 12 significant digits: drops binary noise such as 3 * 0.1 = 0.30000000000000004.
+std::string rounded(double x)
+{
+  std::array<char, 32> text{};
+  const auto end = std::to_chars(text.data(), text.data() + text.size(), x, std::chars_format::general, 12).ptr;
+  return {text.data(), end};
+}
+
+std::string fixed(double x, int decimals)
+{
+  std::array<char, 64> text{};
+  const int n = std::snprintf(text.data(), text.size(), "%.*f", decimals, x);
+  return {text.data(), n > 0 ? static_cast<std::size_t>(n) : 0};
+}
+
+std::string json_string(std::string_view s)
+{
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20) {
+        std::array<char, 8> esc{};
+        std::snprintf(esc.data(), esc.size(), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        out += esc.data();
+      } else {
+        out += c;
+      }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_field(std::string_view s)
+{
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos)
+    return std::string(s);
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"')
+      out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string pad_right(std::string s, std::size_t width)
+{
+  if (s.size() < width)
+    s.append(width - s.size(), ' ');
+  return s;
+}
+
+std::string pad_left(std::string s, std::size_t width)
+{
+  if (s.size() < width)
+    s.insert(0, width - s.size(), ' ');
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Output formats.
+
+enum class format { table, json, csv };
+
+// Relative distance from the ideal, in percent.
+double overshoot_percent(double measured, double ideal)
+{
+  return (measured - ideal) / ideal * 100.0;
+}
+
+std::string signed_text(double x, int decimals)
+{
+  return (x >= 0 ? "+" : "") + fixed(x, decimals);
+}
+
+class table_printer
+{
+public:
+  table_printer(double scale, std::size_t name_width) : scale_(scale), name_width_(name_width) {}
+
+  void header() const
+  {
+    std::cout << "fanout-bench: the post's table, unit " << rounded(scale_) << " s (--scale " << rounded(scale_)
+              << ")\n\n";
+    std::cout << pad_left("#", 3) << "  " << pad_right("row", name_width_) << "  " << pad_left("ideal (s)", 10)
+              << "  " << pad_left("the post (s)", 12) << "  " << pad_left("fanout (s)", 10) << "  "
+              << pad_left("overshoot", 20) << "  closer to ideal than the post\n";
+    std::cout << std::string(3 + 2 + name_width_ + 2 + 10 + 2 + 12 + 2 + 10 + 2 + 20 + 2 + 29, '-') << '\n';
+    std::cout.flush();
+  }
+
+  // Like the timer's label line: printed before the row runs.
+  void begin(const result& r) const
+  {
+    std::cout << pad_left(std::to_string(r.number), 3) << "  " << pad_right(std::string(r.spec->name), name_width_)
+              << "  " << pad_left(fixed(r.ideal_seconds, 6), 10) << "  "
+              << pad_left(r.spec->post_seconds ? fixed(*r.spec->post_seconds, 6) : "-", 12) << "  ";
+    std::cout.flush();
+  }
+
+  // Like the timer's elapsed line: printed when the row is done.
+  void end(const result& r) const
+  {
+    const double over = r.measured_seconds - r.ideal_seconds;
+    const double percent = overshoot_percent(r.measured_seconds, r.ideal_seconds);
+    std::cout << pad_left(fixed(r.measured_seconds, 6), 10) << "  "
+              << pad_left(signed_text(over * 1000.0, 3) + " ms", 12) << pad_left(signed_text(percent, 3) + "%", 8)
+              << "  ";
+    if (!r.correct) {
+      std::cout << "WRONG VALUES";
+    } else if (r.spec->post_seconds) {
+      // The post's figures are at its one-second unit: compare relative
+      // distances from the ideal, which at --scale 1 is the plain comparison.
+      const double post_percent = overshoot_percent(*r.spec->post_seconds, r.spec->ideal_units);
+      std::cout << (std::abs(percent) < std::abs(post_percent) ? "yes" : "no ") << " (" << signed_text(percent, 3)
+                << "% vs " << signed_text(post_percent, 3) << "%)";
+    } else {
+      std::cout << "-";
+    }
+    std::cout << '\n';
+    std::cout.flush();
+  }
+
+  void footer(const std::vector<result>& results) const
+  {
+    std::size_t compared = 0;
+    std::size_t closer = 0;
+    std::size_t wrong = 0;
+    double worst = 0;
+    for (const auto& r : results) {
+      if (!r.correct)
+        ++wrong;
+      const double percent = overshoot_percent(r.measured_seconds, r.ideal_seconds);
+      worst = std::max(worst, std::abs(percent));
+      if (r.spec->post_seconds) {
+        ++compared;
+        if (std::abs(percent) < std::abs(overshoot_percent(*r.spec->post_seconds, r.spec->ideal_units)))
+          ++closer;
+      }
+    }
+    std::cout << '\n' << results.size() << " rows, " << (wrong == 0 ? "all values correct" : "SOME VALUES WRONG");
+    if (wrong != 0)
+      std::cout << " (" << wrong << ")";
+    std::cout << "; largest distance from the ideal " << fixed(worst, 3) << "%";
+    if (compared != 0)
+      std::cout << "; closer to the ideal than the post in " << closer << " of " << compared;
+    std::cout << '\n';
+    if (scale_ != 1.0 && compared != 0)
+      std::cout << "(the post's figures are at its 1 s unit; closeness compares distances relative to the ideal)\n";
+  }
+
+private:
+  double scale_;
+  std::size_t name_width_;
+};
+
+void print_json(double scale, const std::vector<result>& results)
+{
+  std::cout << "{\"scale\": " << shortest(scale) << ", \"rows\": [";
+  bool first = true;
+  for (const auto& r : results) {
+    std::cout << (first ? "\n  " : ",\n  ") << "{\"name\": " << json_string(r.spec->name)
+              << ", \"ideal_seconds\": " << rounded(r.ideal_seconds)
+              << ", \"post_seconds\": " << (r.spec->post_seconds ? shortest(*r.spec->post_seconds) : "null")
+              << ", \"measured_seconds\": " << shortest(r.measured_seconds) << "}";
+    first = false;
+  }
+  std::cout << (results.empty() ? "]}\n" : "\n]}\n");
+}
+
+void print_csv(const std::vector<result>& results)
+{
+  std::cout << "name,ideal_seconds,post_seconds,measured_seconds\n";
+  for (const auto& r : results)
+    std::cout << csv_field(r.spec->name) << ',' << rounded(r.ideal_seconds) << ','
+              << (r.spec->post_seconds ? shortest(*r.spec->post_seconds) : "") << ','
+              << shortest(r.measured_seconds) << '\n';
+}
+
+// ---------------------------------------------------------------------------
+// Command line.
+
+struct options
+{
+  double scale = 1.0;
+  format fmt = format::table;
+  std::optional<std::string> filter;
+  bool help = false;
+};
+
+void usage(std::ostream& out, const std::vector<row>& rows)
+{
+  out << "usage: fanout-bench [--scale S] [--format table|json|csv] [--filter SUBSTRING] [--help]\n"
+         "\n"
+         "Reproduces the table of the post \"Asynchronous part 1\" with fanout, then\n"
+         "the rows only fanout can do.\n"
+         "\n"
+         "  --scale S            multiply every duration by S (a number > 0; default 1,\n"
+         "                       the post's one-second unit: about half a minute)\n"
+         "  --format F           table (default), json or csv\n"
+         "  --filter SUBSTRING   run only the rows whose name contains SUBSTRING\n"
+         "  --help               print this and exit\n"
+         "\n"
+         "Exit status: 0 if every row gave the right values, 1 if not, 2 for a bad\n"
+         "command line.\n"
+         "\n"
+         "Rows:\n";
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    out << pad_left(std::to_string(i + 1), 4) << "  " << rows[i].name << '\n';
+}
+
+std::optional<double> parse_scale(std::string_view text)
+{
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+    return std::nullopt;
+  // Positive and small enough that a unit fits in nanoseconds comfortably.
+  if (!std::isfinite(value) || value <= 0 || value > 1e6)
+    return std::nullopt;
+  return value;
+}
+
+// Returns the options, or an error message.
+std::variant<options, std::string> parse(int argc, char** argv)
+{
+  options o;
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view flag = args[i];
+    std::optional<std::string_view> value;
+    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    if (flag == "--help" || flag == "-h") {
+      if (value)
+        return "--help takes no value";
+      o.help = true;
+      continue;
+    }
+    if (flag != "--scale" && flag != "--format" && flag != "--filter")
+      return "unknown argument '" + std::string(args[i]) + "'";
+    if (!value) {
+      if (i + 1 == args.size())
+        return std::string(flag) + " needs a value";
+      value = args[++i];
+    }
+    if (flag == "--scale") {
+      const auto s = parse_scale(*value);
+      if (!s)
+        return "--scale needs a number greater than 0 (at most 1e6), not '" + std::string(*value) + "'";
+      o.scale = *s;
+    } else if (flag == "--format") {
+      if (*value == "table")
+        o.fmt = format::table;
+      else if (*value == "json")
+        o.fmt = format::json;
+      else if (*value == "csv")
+        o.fmt = format::csv;
+      else
+        return "--format must be table, json or csv, not '" + std::string(*value) + "'";
+    } else {
+      o.filter = std::string(*value);
+    }
+  }
+  return o;
+}
+
+int run_bench(const options& o, const std::vector<row>& rows)
+{
+  unit = std::chrono::round<std::chrono::nanoseconds>(std::chrono::duration<double>(o.scale));
+
+  std::vector<result> results;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (!o.filter || rows[i].name.find(*o.filter) != std::string_view::npos)
+      results.push_back({i + 1, &rows[i], rows[i].ideal_units * o.scale});
+  if (results.empty()) {
+    std::cerr << "fanout-bench: no row matches --filter '" << *o.filter << "'\n\n";
+    usage(std::cerr, rows);
+    return 2;
+  }
+
+  // The blocking pool starts its threads on first use; start them now, as
+  // the io_contexts are made before the timed blocks, so that no row times
+  // thread creation.
+  if (std::any_of(results.begin(), results.end(), [](const result& r) { return r.spec->offloads; }))
+    (void)fanout::blocking_executor();
+
+  std::size_t name_width = 3;
+  for (const auto& r : results)
+    name_width = std::max(name_width, r.spec->name.size());
+  const table_printer table(o.scale, name_width);
+  if (o.fmt == format::table)
+    table.header();
+
+  bool all_correct = true;
+  for (auto& r : results) {
+    if (o.fmt == format::table)
+      table.begin(r);
+    std::string failure;
+    try {
+      const values got = r.spec->run(std::string(r.spec->name), r.measured_seconds);
+      r.correct = got == r.spec->expected;
+      if (!r.correct) {
+        failure = "got " + std::to_string(got.size()) + " values:";
+        for (std::size_t k = 0; k < got.size() && k < 10; ++k)
+          failure += " \"" + got[k] + "\"";
+        if (got.size() > 10)
+          failure += " ...";
+        failure += "; expected " + std::to_string(r.spec->expected.size());
+      }
+    } catch (const std::exception& e) {
+      r.correct = false;
+      failure = std::string("threw: ") + e.what();
+    }
+    if (o.fmt == format::table)
+      table.end(r);
+    if (!r.correct) {
+      all_correct = false;
+      std::cerr << "fanout-bench: row " << r.number << " \"" << r.spec->name << "\": wrong values: " << failure
+                << '\n';
+    }
+  }
+
+  switch (o.fmt) {
+  case format::table: table.footer(results); break;
+  case format::json: print_json(o.scale, results); break;
+  case format::csv: print_csv(results); break;
+  }
+  std::cout.flush();
+  return all_correct ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  const std::vector<row> rows = all_rows();
+  const auto parsed = parse(argc, argv);
+  if (const auto* error = std::get_if<std::string>(&parsed)) {
+    std::cerr << "fanout-bench: " << *error << "\n\n";
+    usage(std::cerr, rows);
+    return 2;
+  }
+  const auto& o = std::get<options>(parsed);
+  if (o.help) {
+    usage(std::cout, rows);
+    return 0;
+  }
+  return run_bench(o, rows);
+}

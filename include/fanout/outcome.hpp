@@ -1,0 +1,80 @@
+// fanout/outcome.hpp — a value or the exception that replaced it.
+#pragma once
+
+#include <exception>
+#include <utility>
+#include <variant>
+
+namespace fanout {
+
+/// The outcome of one item of fanout::async_map_settled: its value, or the
+/// exception it failed with (Promise.allSettled's {status, value | reason}).
+template <typename T>
+class outcome
+{
+public:
+  /// A successful outcome.
+  outcome(T value) : state_(std::in_place_index<0>, std::move(value)) {} // NOLINT: implicit by design
+  /// A failed outcome (@p error must not be null).
+  outcome(std::exception_ptr error) : state_(std::in_place_index<1>, std::move(error)) {} // NOLINT
+
+  /// True if the item produced a value.
+  [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value; rethrows the item's exception if it failed.
+  [[nodiscard]] T& value() &
+  {
+    rethrow_if_error();
+    return std::get<0>(state_);
+  }
+  [[nodiscard]] const T& value() const&
+  {
+    rethrow_if_error();
+    return std::get<0>(state_);
+  }
+  [[nodiscard]] T&& value() &&
+  {
+    rethrow_if_error();
+    return std::get<0>(std::move(state_));
+  }
+
+  /// The item's exception, or null if it succeeded.
+  [[nodiscard]] std::exception_ptr error() const noexcept
+  {
+    return has_value() ? std::exception_ptr() : std::get<1>(state_);
+  }
+
+private:
+  void rethrow_if_error() const
+  {
+    if (!has_value())
+      std::rethrow_exception(std::get<1>(state_));
+  }
+
+  std::variant<T, std::exception_ptr> state_;
+};
+
+/// The outcome of an item that produces no value: success, or its exception.
+template <>
+class outcome<void>
+{
+public:
+  outcome() = default;
+  outcome(std::exception_ptr error) : error_(std::move(error)) {} // NOLINT: implicit by design
+
+  [[nodiscard]] bool has_value() const noexcept { return !error_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// Rethrows the item's exception if it failed.
+  void value() const
+  {
+    if (error_)
+      std::rethrow_exception(error_);
+  }
+  [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
+
+private:
+  std::exception_ptr error_;
+};
+
+} // namespace fanout
