@@ -68,6 +68,22 @@ using blocking_function = std::string (*)();
 // apply = lambda x: x()
 constexpr auto apply = [](auto& x) { return x(); };
 
+// map_options with one member set. (Written out rather than as designated
+// initializers, which -Wextra flags for members without default initializers.)
+fanout::map_options offloaded()
+{
+  fanout::map_options options;
+  options.blocking = fanout::blocking_policy::offload;
+  return options;
+}
+
+fanout::map_options at_most(std::size_t in_flight)
+{
+  fanout::map_options options;
+  options.max_concurrency = in_flight;
+  return options;
+}
+
 // The timer guard's sink: records the elapsed seconds instead of printing.
 fanout::timer::sink into(double& seconds)
 {
@@ -171,7 +187,7 @@ values async_map_coroutines(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<coroutine_function> tasks(5, b);
+    std::vector<coroutine_function> tasks(5, b);
     retvals = fanout::run(fanout::async_map(apply, tasks));
   }
   return retvals;
@@ -186,7 +202,7 @@ values async_map_blocking(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<blocking_function> tasks(5, a);
+    std::vector<blocking_function> tasks(5, a);
     retvals = fanout::run(fanout::async_map(apply, tasks));
   }
   return retvals;
@@ -202,7 +218,7 @@ values mixin_it_up(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+    std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
     retvals = fanout::run(fanout::async_map(apply, tasks));
   }
   return retvals;
@@ -215,8 +231,8 @@ values mixin_it_up_offloaded(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
-    retvals = fanout::run(fanout::async_map({.blocking = fanout::blocking_policy::offload}, apply, tasks));
+    std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+    retvals = fanout::run(fanout::async_map(offloaded(), apply, tasks));
   }
   return retvals;
 }
@@ -227,8 +243,8 @@ values blocking_offloaded(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<blocking_function> tasks(5, a);
-    retvals = fanout::run(fanout::async_map({.blocking = fanout::blocking_policy::offload}, apply, tasks));
+    std::vector<blocking_function> tasks(5, a);
+    retvals = fanout::run(fanout::async_map(offloaded(), apply, tasks));
   }
   return retvals;
 }
@@ -239,7 +255,7 @@ values ten_thousand_sleeps(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<coroutine_function> tasks(10'000, b);
+    std::vector<coroutine_function> tasks(10'000, b);
     retvals = fanout::run(fanout::async_map(apply, tasks));
   }
   return retvals;
@@ -251,8 +267,8 @@ values twenty_sleeps_five_in_flight(const std::string& label, double& seconds)
   values retvals;
   {
     const fanout::timer t(label, into(seconds));
-    const std::vector<coroutine_function> tasks(20, b);
-    retvals = fanout::run(fanout::async_map({.max_concurrency = 5}, apply, tasks));
+    std::vector<coroutine_function> tasks(20, b);
+    retvals = fanout::run(fanout::async_map(at_most(5), apply, tasks));
   }
   return retvals;
 }

@@ -164,7 +164,7 @@ void briefer_concurrency_with_map()
 void async_map_coroutines()
 {
   const fanout::timer t("Async map, not using the event loop directly");
-  const std::vector tasks(5, b);
+  std::vector tasks(5, b);
   const auto retvals = fanout::run(fanout::async_map([](auto& x) { return x(); }, tasks));
   print(retvals);
 }
@@ -194,7 +194,7 @@ void async_map_coroutines()
 void async_map_blocking()
 {
   const fanout::timer t("It still works with synchronous functions");
-  const std::vector tasks(5, a);
+  std::vector tasks(5, a);
   const auto retvals = fanout::run(fanout::async_map([](auto& x) { return x(); }, tasks));
   print(retvals);
 }
@@ -212,7 +212,7 @@ void mixin_it_up()
 {
   const auto apply = [](auto& x) { return x(); };
   const fanout::timer t("Mixin' it up");
-  const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+  std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
   const auto retvals = fanout::run(fanout::async_map(apply, tasks));
   print(retvals);
 }
@@ -226,9 +226,10 @@ void mixin_it_up_offloaded()
 {
   const auto apply = [](auto& x) { return x(); };
   const fanout::timer t("Mixin' it up, blocking calls offloaded");
-  const std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
-  const auto retvals =
-      fanout::run(fanout::async_map({.blocking = fanout::blocking_policy::offload}, apply, tasks));
+  std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
+  fanout::map_options options;
+  options.blocking = fanout::blocking_policy::offload;
+  const auto retvals = fanout::run(fanout::async_map(options, apply, tasks));
   print(retvals);
 }
 

@@ -4,6 +4,7 @@
 
 #include "fanout/callable.hpp"
 #include "fanout/map_options.hpp"
+#include "fanout/outcome.hpp"
 
 #include "fanout/detail/map_engine.hpp"
 
@@ -25,6 +26,12 @@ template <typename F, typename... Ranges>
 using map_result_t =
     typename detail::map_results<detail::map_value_t<std::decay_t<F>, detail::range_holder<Ranges>...>>::result_type;
 
+/// What `co_await async_map_settled(f, ranges...)` gives: one
+/// `fanout::outcome<R>` per item, in input order.
+template <typename F, typename... Ranges>
+using map_settled_result_t =
+    std::vector<outcome<detail::map_value_t<std::decay_t<F>, detail::range_holder<Ranges>...>>>;
+
 /// A callable async_map accepts for these ranges: invocable with one element
 /// of each, returning `asio::awaitable<R>`, a fanout::invocation<R>, or a
 /// plain R (including void).
@@ -35,12 +42,12 @@ concept map_function = (sizeof...(Ranges) > 0) &&
 
 namespace detail {
 
-template <typename F, typename... Views>
-boost::asio::awaitable<typename map_engine<F, Views...>::result_type> map_coroutine(map_options options, F f,
-                                                                                    Views... views)
+template <error_policy Policy, typename F, typename... Views>
+boost::asio::awaitable<typename map_engine<Policy, F, Views...>::result_type> map_coroutine(map_options options, F f,
+                                                                                            Views... views)
 {
-  auto engine = std::make_shared<map_engine<F, Views...>>(options, co_await boost::asio::this_coro::executor,
-                                                          std::move(f), std::move(views)...);
+  auto engine = std::make_shared<map_engine<Policy, F, Views...>>(options, co_await boost::asio::this_coro::executor,
+                                                                  std::move(f), std::move(views)...);
   engine->start();
   co_await engine->async_wait(boost::asio::use_awaitable);
   co_return engine->take_result();
@@ -91,7 +98,7 @@ requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(const map_options& options, F&& f,
                                                                            Ranges&&... ranges)
 {
-  return detail::map_coroutine<std::decay_t<F>, detail::range_holder<Ranges>...>(
+  return detail::map_coroutine<error_policy::fail_fast, std::decay_t<F>, detail::range_holder<Ranges>...>(
       options, std::forward<F>(f), detail::range_holder<Ranges>(std::forward<Ranges>(ranges))...);
 }
 
@@ -101,6 +108,36 @@ requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(F&& f, Ranges&&... ranges)
 {
   return async_map(map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);
+}
+
+/// async_map with the collect-all error policy (Promise.allSettled, asyncio's
+/// `gather(return_exceptions=True)`): every item runs, whatever the others
+/// do, and the result holds each item's value or exception, in input order.
+/// Item failures never throw; the map itself still fails with
+/// `operation_aborted` when the awaiting coroutine is cancelled and with
+/// `fanout::error::timed_out` when `options.deadline` passes. Everything else
+/// (concurrency limit, blocking policy, per-item timeout, ordering,
+/// cancellation, thread safety) is as for async_map.
+///
+/// @code
+/// for (auto& r : co_await fanout::async_map_settled(fetch, urls))
+///   if (r) use(r.value()); else log(r.error());
+/// @endcode
+template <typename F, typename... Ranges>
+requires map_function<F, Ranges...>
+[[nodiscard]] boost::asio::awaitable<map_settled_result_t<F, Ranges...>> async_map_settled(const map_options& options,
+                                                                                           F&& f, Ranges&&... ranges)
+{
+  return detail::map_coroutine<error_policy::collect_all, std::decay_t<F>, detail::range_holder<Ranges>...>(
+      options, std::forward<F>(f), detail::range_holder<Ranges>(std::forward<Ranges>(ranges))...);
+}
+
+/// async_map_settled with default options.
+template <typename F, typename... Ranges>
+requires map_function<F, Ranges...>
+[[nodiscard]] boost::asio::awaitable<map_settled_result_t<F, Ranges...>> async_map_settled(F&& f, Ranges&&... ranges)
+{
+  return async_map_settled(map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);
 }
 
 } // namespace fanout

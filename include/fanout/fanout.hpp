@@ -6,6 +6,7 @@
 #include "fanout/error.hpp"
 #include "fanout/map_options.hpp"
 #include "fanout/offload.hpp"
+#include "fanout/outcome.hpp"
 #include "fanout/run.hpp"
 #include "fanout/sleep.hpp"
 #include "fanout/task.hpp"

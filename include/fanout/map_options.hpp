@@ -1,7 +1,9 @@
 // fanout/map_options.hpp — how fanout::async_map runs its items.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 
 namespace fanout {
 
@@ -25,6 +27,33 @@ struct map_options
 
   /// Where plain callables run; default blocking_policy::run_inline.
   blocking_policy blocking = blocking_policy::run_inline;
+
+  /// Time limit for each item; zero (the default) means none. An item still
+  /// running when it expires is cancelled, waited for, and fails with
+  /// `fanout::error::timed_out` (async_map: that failure stops the map, as any
+  /// other; async_map_settled: it is that item's outcome). Applies to
+  /// coroutine items and offloaded calls (a queued call never starts; a
+  /// running one cannot be interrupted and is waited for); plain calls run
+  /// inline cannot be interrupted and ignore it.
+  std::chrono::steady_clock::duration item_timeout{};
+
+  /// Time point by which the whole map must be done; none by default. When it
+  /// passes, running items are cancelled, no more start, and the map fails
+  /// with `fanout::error::timed_out` once they have finished (for both
+  /// async_map and async_map_settled).
+  std::optional<std::chrono::steady_clock::time_point> deadline{};
+};
+
+/// How a map treats an item's failure. Chosen by the entry point, since it
+/// changes the result type: fanout::async_map is fail-fast,
+/// fanout::async_map_settled collects every outcome.
+enum class error_policy {
+  /// The first failure cancels the running items, starts no more, and is
+  /// rethrown once every started item has finished. Results: `std::vector<R>`.
+  fail_fast,
+  /// Every item runs; each one's value or exception is returned, and item
+  /// failures never throw. Results: `std::vector<fanout::outcome<R>>`.
+  collect_all,
 };
 
 } // namespace fanout

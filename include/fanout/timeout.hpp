@@ -66,8 +66,7 @@ struct deadline_state
 {
   deadline_state(Handler h, Strand s, clock::time_point deadline)
       : handler(std::move(h)), strand(std::move(s)), timer(strand, deadline)
-  {
-  }
+  {}
 
   Handler handler;
   Strand strand;
@@ -139,13 +138,14 @@ struct initiate_with_deadline
       state->maybe_complete();
     }));
 
-    boost::asio::co_spawn(state->strand, run_child<T, AwaitableExecutor>(&state->value, std::move(op)),
-                          boost::asio::bind_cancellation_slot(state->child_signal.slot(), [state](std::exception_ptr e) {
-                            state->child_done = true;
-                            state->error = std::move(e);
-                            state->timer.cancel();
-                            state->maybe_complete();
-                          }));
+    boost::asio::co_spawn(
+        state->strand, run_child<T, AwaitableExecutor>(&state->value, std::move(op)),
+        boost::asio::bind_cancellation_slot(state->child_signal.slot(), [state](std::exception_ptr e) {
+          state->child_done = true;
+          state->error = std::move(e);
+          state->timer.cancel();
+          state->maybe_complete();
+        }));
   }
 };
 

@@ -5,6 +5,8 @@
 #include "fanout/callable.hpp"
 #include "fanout/map_options.hpp"
 #include "fanout/offload.hpp"
+#include "fanout/outcome.hpp"
+#include "fanout/timeout.hpp"
 
 #include "fanout/detail/completion.hpp"
 
@@ -130,13 +132,14 @@ struct map_results<void>
   slot_type add() { return nullptr; }
 };
 
-template <typename F, typename... Views>
-class map_engine : public std::enable_shared_from_this<map_engine<F, Views...>>
+template <error_policy Policy, typename F, typename... Views>
+class map_engine : public std::enable_shared_from_this<map_engine<Policy, F, Views...>>
 {
 public:
+  static constexpr bool settled = Policy == error_policy::collect_all;
   using value_type = map_value_t<F, Views...>;
   using call_result = std::remove_cvref_t<map_call_result_t<F, Views...>>;
-  using results_type = map_results<value_type>;
+  using results_type = map_results<std::conditional_t<settled, outcome<value_type>, value_type>>;
   using result_type = typename results_type::result_type;
 
   // A plain callable run inline cannot overlap with anything: one worker.
@@ -147,7 +150,8 @@ public:
         iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v.get())...); }, views_))
   {
     limit_ = options_.max_concurrency == 0 ? std::numeric_limits<std::size_t>::max() : options_.max_concurrency;
-    if (plain_calls && options_.blocking == blocking_policy::run_inline)
+    inline_calls = plain_calls && options_.blocking == blocking_policy::run_inline;
+    if (inline_calls)
       limit_ = 1;
   }
 
@@ -158,6 +162,19 @@ public:
   void start()
   {
     auto self = this->shared_from_this();
+    if (options_.deadline && *options_.deadline <= clock::now()) {
+      std::lock_guard lock(mutex_);
+      stop_locked(timed_out_error()); // already past: nothing starts
+    } else if (options_.deadline) {
+      deadline_timer_.emplace(executor_, *options_.deadline);
+      deadline_timer_->async_wait([self](boost::system::error_code ec) {
+        if (ec)
+          return; // cancelled: the map finished first
+        std::lock_guard lock(self->mutex_);
+        if (!self->finished_)
+          self->stop_locked(timed_out_error());
+      });
+    }
     for (;;) {
       std::optional<item> first;
       boost::asio::cancellation_signal* signal = nullptr;
@@ -183,17 +200,13 @@ public:
                             boost::asio::bind_cancellation_slot(
                                 signal->slot(), [self](std::exception_ptr e) { self->worker_done(std::move(e)); }));
     }
-    std::optional<boost::asio::any_completion_handler<void()>> waiter;
     {
       std::lock_guard lock(mutex_);
       starting_ = false;
       if (workers_ != 0)
         return;
-      finished_ = true;
-      waiter.swap(waiter_);
     }
-    if (waiter)
-      post_completion(std::move(*waiter), executor_);
+    finish();
   }
 
   // Completes (signature void()) once every worker has finished.
@@ -288,16 +301,27 @@ private:
 
   void worker_done(std::exception_ptr e)
   {
-    std::optional<boost::asio::any_completion_handler<void()>> waiter;
     {
       std::lock_guard lock(mutex_);
       if (e) // the worker failed outside an item: pulling threw, or it was cancelled before starting
         stop_locked(std::move(e));
       if (--workers_ != 0 || starting_)
         return;
+    }
+    finish();
+  }
+
+  // Every worker has finished: the result is final. Wakes the waiter.
+  void finish()
+  {
+    std::optional<boost::asio::any_completion_handler<void()>> waiter;
+    {
+      std::lock_guard lock(mutex_);
       finished_ = true;
       waiter.swap(waiter_);
     }
+    if (deadline_timer_)
+      deadline_timer_->cancel();
     if (waiter)
       post_completion(std::move(*waiter), executor_);
   }
@@ -312,7 +336,10 @@ private:
       try {
         co_await self->run_item(*next);
       } catch (...) {
-        self->fail(std::current_exception());
+        if constexpr (settled)
+          next->slot->emplace(std::current_exception());
+        else
+          self->fail(std::current_exception());
       }
       next.reset();
       std::lock_guard lock(self->mutex_);
@@ -322,43 +349,63 @@ private:
     }
   }
 
+  // Stores an item's value in its slot (as an outcome when settled).
+  template <typename... V>
+  static void store(item& it, V&&... value)
+  {
+    if constexpr (settled || !std::is_void_v<value_type>)
+      it.slot->emplace(std::forward<V>(value)...);
+  }
+
+  // Runs one item; throws what it throws.
   boost::asio::awaitable<void> run_item(item& it)
   {
+    if (options_.item_timeout > clock::duration::zero() && !inline_calls) {
+      if constexpr (std::is_void_v<value_type>) {
+        co_await with_deadline(call_item(it), clock::now() + options_.item_timeout);
+        store(it);
+      } else {
+        store(it, co_await with_deadline(call_item(it), clock::now() + options_.item_timeout));
+      }
+      co_return;
+    }
+    // The common path, without an extra coroutine frame per item.
     if constexpr (is_awaitable_v<call_result>) {
-      if constexpr (std::is_void_v<value_type>)
+      if constexpr (std::is_void_v<value_type>) {
         co_await std::apply(function_, it.args);
-      else
-        it.slot->emplace(co_await std::apply(function_, it.args));
+        store(it);
+      } else {
+        store(it, co_await std::apply(function_, it.args));
+      }
+    } else {
+      if constexpr (std::is_void_v<value_type>) {
+        co_await call_item(it);
+        store(it);
+      } else {
+        store(it, co_await call_item(it));
+      }
+    }
+  }
+
+  // The item as an awaitable: the coroutine f returned, the blocking call on
+  // the pool, or the blocking call made inline.
+  boost::asio::awaitable<value_type> call_item(item& it)
+  {
+    if constexpr (is_awaitable_v<call_result>) {
+      co_return co_await std::apply(function_, it.args);
     } else if constexpr (is_invocation_v<call_result>) {
       auto call = std::apply(function_, it.args);
-      if (!call.is_blocking()) {
-        if constexpr (std::is_void_v<value_type>)
-          co_await call.take_coroutine();
-        else
-          it.slot->emplace(co_await call.take_coroutine());
-      } else if (options_.blocking == blocking_policy::offload) {
-        if constexpr (std::is_void_v<value_type>)
-          co_await async_to_thread(blocking_executor(), call.take_blocking(), boost::asio::use_awaitable);
-        else
-          it.slot->emplace(
-              co_await async_to_thread(blocking_executor(), call.take_blocking(), boost::asio::use_awaitable));
-      } else {
-        if constexpr (std::is_void_v<value_type>)
-          call.take_blocking()();
-        else
-          it.slot->emplace(call.take_blocking()());
-      }
+      if (!call.is_blocking())
+        co_return co_await call.take_coroutine();
+      else if (options_.blocking == blocking_policy::offload)
+        co_return co_await async_to_thread(blocking_executor(), call.take_blocking(), boost::asio::use_awaitable);
+      else
+        co_return call.take_blocking()();
     } else if (options_.blocking == blocking_policy::offload) {
-      auto blocking = [this, &it] { return std::apply(function_, it.args); };
-      if constexpr (std::is_void_v<value_type>)
-        co_await async_to_thread(blocking_executor(), blocking, boost::asio::use_awaitable);
-      else
-        it.slot->emplace(co_await async_to_thread(blocking_executor(), blocking, boost::asio::use_awaitable));
+      co_return co_await async_to_thread(
+          blocking_executor(), [this, &it] { return std::apply(function_, it.args); }, boost::asio::use_awaitable);
     } else {
-      if constexpr (std::is_void_v<value_type>)
-        std::apply(function_, it.args);
-      else
-        it.slot->emplace(std::apply(function_, it.args));
+      co_return std::apply(function_, it.args);
     }
   }
 
@@ -370,6 +417,9 @@ private:
   std::tuple<Views...> views_;
   std::tuple<std::ranges::iterator_t<typename Views::range_type&>...> iterators_;
   std::size_t limit_ = 0;
+  bool inline_calls = false; // plain calls made inline: one worker, no timeouts
+  // Fires at options_.deadline; cancelled when the map finishes.
+  std::optional<boost::asio::steady_timer> deadline_timer_;
 
   // Guards everything below: pulling from the iterators, appending result
   // slots and signals, and the worker/failure bookkeeping. Held only for
