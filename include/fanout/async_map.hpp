@@ -43,11 +43,11 @@ concept map_function = (sizeof...(Ranges) > 0) &&
 namespace detail {
 
 template <error_policy Policy, typename F, typename... Views>
-boost::asio::awaitable<typename map_engine<Policy, F, Views...>::result_type> map_coroutine(map_options options, F f,
-                                                                                            Views... views)
+boost::asio::awaitable<typename map_engine<Policy, map_delivery::collect, F, Views...>::result_type>
+map_coroutine(map_options options, F f, Views... views)
 {
-  auto engine = std::make_shared<map_engine<Policy, F, Views...>>(options, co_await boost::asio::this_coro::executor,
-                                                                  std::move(f), std::move(views)...);
+  auto engine = std::make_shared<map_engine<Policy, map_delivery::collect, F, Views...>>(
+      options, co_await boost::asio::this_coro::executor, std::move(f), std::move(views)...);
   engine->start();
   co_await engine->async_wait(boost::asio::use_awaitable);
   co_return engine->take_result();

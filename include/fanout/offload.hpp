@@ -64,12 +64,22 @@ struct offload_op
       : handler(std::move(h)), function(std::move(f)), work(std::move(w)), fallback(std::move(fb))
   {}
 
+  // Completes the handler on its executor, releasing the work guard there,
+  // after the handler has run (never on the pool thread, where the handler's
+  // io_context may already be gone by the time this op is destroyed).
+  template <typename... Args>
+  void complete(Args&&... args)
+  {
+    post_completion_keeping(std::move(work), std::move(handler), fallback, std::forward<Args>(args)...);
+  }
+
   std::atomic<int> phase{queued};
   Handler handler;
   Function function;
   // Keeps the handler's executor from running out of work while the call
   // runs on the pool (callback users have no coroutine holding it).
   WorkExecutor work;
+  // The handler's executor (the pool's, for a handler without one).
   Fallback fallback;
 };
 
@@ -81,9 +91,9 @@ struct initiate_offload
     using result = std::invoke_result_t<std::decay_t<Function>&>;
     auto handler_ex = boost::asio::get_associated_executor(handler, pool);
     auto work = boost::asio::prefer(handler_ex, boost::asio::execution::outstanding_work.tracked);
-    using op_type = offload_op<std::decay_t<Handler>, std::decay_t<Function>, decltype(work), PoolExecutor>;
+    using op_type = offload_op<std::decay_t<Handler>, std::decay_t<Function>, decltype(work), decltype(handler_ex)>;
     auto op = std::make_shared<op_type>(std::forward<Handler>(handler), std::forward<Function>(function),
-                                        std::move(work), pool);
+                                        std::move(work), handler_ex);
 
     auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
     if (slot.is_connected()) {
@@ -94,9 +104,9 @@ struct initiate_offload
         auto e = std::make_exception_ptr(
             boost::system::system_error(boost::asio::error::operation_aborted, "fanout::to_thread"));
         if constexpr (std::is_void_v<result>)
-          post_completion(std::move(op->handler), op->fallback, e);
+          op->complete(e);
         else
-          post_completion(std::move(op->handler), op->fallback, e, result{});
+          op->complete(e, result{});
       });
     }
 
@@ -111,7 +121,7 @@ struct initiate_offload
         } catch (...) {
           error = std::current_exception();
         }
-        post_completion(std::move(op->handler), op->fallback, error);
+        op->complete(error);
       } else {
         std::optional<result> value;
         try {
@@ -119,7 +129,7 @@ struct initiate_offload
         } catch (...) {
           error = std::current_exception();
         }
-        post_completion(std::move(op->handler), op->fallback, error, value ? std::move(*value) : result{});
+        op->complete(error, value ? std::move(*value) : result{});
       }
     });
   }

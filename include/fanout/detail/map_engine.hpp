@@ -17,7 +17,10 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -132,15 +135,33 @@ struct map_results<void>
   slot_type add() { return nullptr; }
 };
 
-template <error_policy Policy, typename F, typename... Views>
-class map_engine : public std::enable_shared_from_this<map_engine<Policy, F, Views...>>
+// How a map hands out its results.
+enum class map_delivery {
+  collect,      // all at the end, in input order (async_map, async_map_settled)
+  ordered,      // one at a time, in input order, while later items run (async_map_stream)
+  as_completed, // one at a time, as items finish, with their index (async_map_as_completed)
+};
+
+template <error_policy Policy, map_delivery Delivery, typename F, typename... Views>
+class map_engine : public std::enable_shared_from_this<map_engine<Policy, Delivery, F, Views...>>
 {
 public:
   static constexpr bool settled = Policy == error_policy::collect_all;
+  static constexpr bool streaming = Delivery != map_delivery::collect;
+  static constexpr bool as_completed = Delivery == map_delivery::as_completed;
+
   using value_type = map_value_t<F, Views...>;
   using call_result = std::remove_cvref_t<map_call_result_t<F, Views...>>;
-  using results_type = map_results<std::conditional_t<settled, outcome<value_type>, value_type>>;
+  // What one item leaves behind: its value, or its outcome when settled
+  // (void for a fail-fast map of void items).
+  using stored_type = std::conditional_t<settled, outcome<value_type>, value_type>;
+  // Collect and ordered maps keep results in input-order slots; an
+  // as-completed map keeps each result in its worker until it is queued.
+  using results_type = map_results<std::conditional_t<as_completed, void, stored_type>>;
   using result_type = typename results_type::result_type;
+  // What a stream hands out per item.
+  using element_type = std::conditional_t<as_completed, std::pair<std::size_t, stored_type>, stored_type>;
+  using next_signature = void(std::exception_ptr, std::optional<element_type>);
 
   // A plain callable run inline cannot overlap with anything: one worker.
   static constexpr bool plain_calls = !is_awaitable_v<call_result> && !is_invocation_v<call_result>;
@@ -150,15 +171,12 @@ public:
         iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v.get())...); }, views_))
   {
     limit_ = options_.max_concurrency == 0 ? std::numeric_limits<std::size_t>::max() : options_.max_concurrency;
-    inline_calls = plain_calls && options_.blocking == blocking_policy::run_inline;
-    if (inline_calls)
+    inline_calls_ = plain_calls && options_.blocking == blocking_policy::run_inline;
+    if (inline_calls_)
       limit_ = 1;
   }
 
-  // Spawns the workers: one per item up to the limit, each with its first
-  // item. asio::co_spawn dispatches, so a worker may run inline here until
-  // its item first suspends; a worker whose items complete without
-  // suspending goes on pulling, so trivial items cost no spawn each.
+  // Arms the deadline and spawns the first workers.
   void start()
   {
     auto self = this->shared_from_this();
@@ -175,41 +193,10 @@ public:
           self->stop_locked(timed_out_error());
       });
     }
-    for (;;) {
-      std::optional<item> first;
-      boost::asio::cancellation_signal* signal = nullptr;
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_ || workers_ >= limit_)
-          break;
-        try {
-          first = pull_locked();
-        } catch (...) {
-          stop_locked(std::current_exception());
-          break;
-        }
-        if (!first)
-          break;
-        ++workers_;
-        signal = &signals_.emplace_back();
-      }
-      // Each worker runs on a strand of the map's executor, so that the
-      // cancellation signal (forwarded by co_spawn through that strand) never
-      // races with the worker on a multi-threaded executor.
-      boost::asio::co_spawn(boost::asio::make_strand(executor_), worker(self, std::move(*first)),
-                            boost::asio::bind_cancellation_slot(
-                                signal->slot(), [self](std::exception_ptr e) { self->worker_done(std::move(e)); }));
-    }
-    {
-      std::lock_guard lock(mutex_);
-      starting_ = false;
-      if (workers_ != 0)
-        return;
-    }
-    finish();
+    spawn_workers();
   }
 
-  // Completes (signature void()) once every worker has finished.
+  // Collect maps: completes (signature void()) once every worker has finished.
   template <typename Token>
   auto async_wait(Token&& token)
   {
@@ -229,17 +216,40 @@ public:
         token, this->shared_from_this());
   }
 
-  // The results in input order, or the first failure rethrown.
+  // Collect maps: the results in input order, or the first failure rethrown.
   result_type take_result()
   {
     if (error_)
       std::rethrow_exception(error_);
-    if constexpr (!std::is_void_v<value_type>)
+    if constexpr (!std::is_void_v<result_type>)
       return results_.take();
   }
 
-  // Cancels every running item and starts no more (the awaiting coroutine
-  // was cancelled). Does nothing once the map has finished.
+  // Streams: the next element (signature next_signature): a value, an empty
+  // optional at the end, or the failure once every worker has finished. The
+  // first call starts the map on the handler's executor.
+  template <typename Token>
+  auto async_next(Token&& token)
+  {
+    return boost::asio::async_initiate<Token, next_signature>(
+        [](auto handler, std::shared_ptr<map_engine> self) {
+          bool first_call = false;
+          {
+            std::lock_guard lock(self->mutex_);
+            first_call = !self->started_;
+            self->started_ = true;
+          }
+          if (first_call) {
+            self->executor_ = boost::asio::any_io_executor(boost::asio::get_associated_executor(handler));
+            self->start();
+          }
+          self->deliver_or_park(std::move(handler));
+        },
+        token, this->shared_from_this());
+  }
+
+  // Cancels every running item and starts no more (the consumer was
+  // cancelled or went away). Does nothing once the map has finished.
   void cancel()
   {
     std::lock_guard lock(mutex_);
@@ -250,16 +260,33 @@ public:
   }
 
 private:
+  using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using stream_waiter = boost::asio::any_completion_handler<next_signature>;
+
+  // One worker's place: a strand of the map's executor, on which the worker
+  // runs and its cancellation signal is emitted (so emitting never races with
+  // the worker, even on a multi-threaded executor), and the signal bound to
+  // the worker's co_spawn. Reused by later workers once its worker finished.
+  struct worker_slot
+  {
+    explicit worker_slot(strand_type s) : strand(std::move(s)) {}
+    strand_type strand;
+    boost::asio::cancellation_signal signal;
+  };
+
   struct item
   {
     std::tuple<map_arg_t<Views>...> args;
-    typename results_type::slot_type slot;
+    std::size_t index = 0;
+    typename results_type::slot_type slot = nullptr;
+    // As-completed maps: the result, until it is queued for the consumer.
+    std::conditional_t<as_completed, std::optional<stored_type>, no_value> own{};
   };
+
+  bool can_pull_locked() const { return !stopping_ && !exhausted_ && (!streaming || pulled_ - consumed_ < limit_); }
 
   std::optional<item> pull_locked()
   {
-    if (exhausted_)
-      return std::nullopt;
     const bool at_end = std::apply(
         [this](auto&... it) {
           return std::apply([&](auto&... v) { return ((it == std::ranges::end(v.get())) || ...); }, views_);
@@ -272,16 +299,71 @@ private:
     std::optional<item> out;
     std::apply(
         [&](auto&... it) {
-          out.emplace(item{std::tuple<map_arg_t<Views>...>(*it...), nullptr});
+          out.emplace(item{std::tuple<map_arg_t<Views>...>(*it...)});
           (++it, ...);
         },
         iterators_);
+    out->index = pulled_++;
     out->slot = results_.add();
     return out;
   }
 
+  // Spawns workers while there is room and input: one per item, each with its
+  // first item. asio::co_spawn dispatches, so a worker may run inline here
+  // until its item first suspends; a worker whose items complete without
+  // suspending goes on pulling, so trivial items cost no spawn each.
+  void spawn_workers()
+  {
+    auto self = this->shared_from_this();
+    {
+      std::lock_guard lock(mutex_);
+      ++spawning_;
+    }
+    for (;;) {
+      std::optional<item> first;
+      worker_slot* place = nullptr;
+      {
+        std::lock_guard lock(mutex_);
+        if (workers_ >= limit_ || !can_pull_locked())
+          break;
+        try {
+          first = pull_locked();
+        } catch (...) {
+          stop_locked(std::current_exception());
+          break;
+        }
+        if (!first)
+          break;
+        ++workers_;
+        if (free_slots_.empty()) {
+          place = &slots_.emplace_back(boost::asio::make_strand(executor_));
+        } else {
+          place = free_slots_.back();
+          free_slots_.pop_back();
+        }
+      }
+      boost::asio::dispatch(place->strand, [self, place, first = std::move(*first)]() mutable {
+        boost::asio::co_spawn(
+            place->strand, worker(self, std::move(first)),
+            boost::asio::bind_cancellation_slot(
+                place->signal.slot(), [self, place](std::exception_ptr e) { self->worker_done(std::move(e), place); }));
+      });
+    }
+    bool done = false;
+    {
+      std::lock_guard lock(mutex_);
+      --spawning_;
+      done = done_locked();
+    }
+    if (done)
+      finish();
+  }
+
+  // All work is over: no worker runs, none is being spawned, and no more will be.
+  bool done_locked() const { return !finished_ && workers_ == 0 && spawning_ == 0 && (exhausted_ || stopping_); }
+
   // Records the first failure, starts no more items and cancels the running
-  // ones. Called with the mutex held.
+  // ones, each through its own strand. Called with the mutex held.
   void stop_locked(std::exception_ptr e)
   {
     if (!error_)
@@ -289,8 +371,10 @@ private:
     if (stopping_)
       return;
     stopping_ = true;
-    for (auto& s : signals_)
-      s.emit(boost::asio::cancellation_type::terminal);
+    for (auto& place : slots_)
+      boost::asio::dispatch(place.strand, [self = this->shared_from_this(), signal = &place.signal] {
+        signal->emit(boost::asio::cancellation_type::terminal);
+      });
   }
 
   void fail(std::exception_ptr e)
@@ -299,16 +383,22 @@ private:
     stop_locked(std::move(e));
   }
 
-  void worker_done(std::exception_ptr e)
+  // Runs on the worker's strand when its co_spawn completes.
+  void worker_done(std::exception_ptr e, worker_slot* place)
   {
+    bool done = false;
     {
       std::lock_guard lock(mutex_);
       if (e) // the worker failed outside an item: pulling threw, or it was cancelled before starting
         stop_locked(std::move(e));
-      if (--workers_ != 0 || starting_)
-        return;
+      --workers_;
+      free_slots_.push_back(place);
+      done = done_locked();
     }
-    finish();
+    if (done)
+      finish();
+    else if constexpr (streaming)
+      spawn_workers(); // a worker that left for want of room may have room again
   }
 
   // Every worker has finished: the result is final. Wakes the waiter.
@@ -324,11 +414,81 @@ private:
       deadline_timer_->cancel();
     if (waiter)
       post_completion(std::move(*waiter), executor_);
+    if constexpr (streaming)
+      notify();
   }
 
-  // Runs its first item, then pulls the next until the input is exhausted or
-  // the map stops. An exception from pulling ends the worker and reaches
-  // worker_done through co_spawn.
+  // Streams: the next element, if one is ready and no failure is pending.
+  std::optional<element_type> take_element_locked()
+  {
+    if (error_)
+      return std::nullopt;
+    std::optional<element_type> out;
+    if constexpr (as_completed) {
+      if (!ready_.empty()) {
+        out.emplace(std::move(ready_.front()));
+        ready_.pop_front();
+      }
+    } else if constexpr (!std::is_void_v<stored_type>) {
+      if (!results_.slots.empty() && results_.slots.front().has_value()) {
+        out.emplace(std::move(*results_.slots.front()));
+        results_.slots.pop_front();
+      }
+    }
+    if (out)
+      ++consumed_;
+    return out;
+  }
+
+  template <typename Handler>
+  void deliver_or_park(Handler&& handler)
+  {
+    std::unique_lock lock(mutex_);
+    if (auto element = take_element_locked()) {
+      lock.unlock();
+      post_completion(std::forward<Handler>(handler), executor_, std::exception_ptr(), std::move(element));
+      // Room in the window: spawn from the executor, not inside this initiation.
+      boost::asio::post(executor_, [self = this->shared_from_this()] { self->spawn_workers(); });
+      return;
+    }
+    if (finished_) {
+      auto e = error_;
+      lock.unlock();
+      post_completion(std::forward<Handler>(handler), executor_, e, std::optional<element_type>());
+      return;
+    }
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected())
+      slot.assign([self = this->shared_from_this()](boost::asio::cancellation_type_t) { self->cancel(); });
+    stream_waiter_.emplace(std::forward<Handler>(handler));
+  }
+
+  // Streams: hands a parked consumer its element, or the end.
+  void notify()
+  {
+    std::optional<stream_waiter> waiter;
+    std::optional<element_type> element;
+    std::exception_ptr e;
+    {
+      std::lock_guard lock(mutex_);
+      if (!stream_waiter_)
+        return;
+      element = take_element_locked();
+      if (!element && !finished_)
+        return;
+      if (!element)
+        e = error_;
+      waiter.swap(stream_waiter_);
+    }
+    const bool delivered = element.has_value();
+    post_completion(std::move(*waiter), executor_, e, std::move(element));
+    if (delivered)
+      spawn_workers();
+  }
+
+  // Runs its first item, then pulls the next while there is input and room.
+  // An exception from pulling ends the worker and reaches worker_done through
+  // co_spawn.
   static boost::asio::awaitable<void> worker(std::shared_ptr<map_engine> self, item first)
   {
     std::optional<item> next(std::move(first));
@@ -337,30 +497,40 @@ private:
         co_await self->run_item(*next);
       } catch (...) {
         if constexpr (settled)
-          next->slot->emplace(std::current_exception());
+          store(*next, std::current_exception());
         else
           self->fail(std::current_exception());
       }
+      if constexpr (as_completed) {
+        if (next->own) {
+          std::lock_guard lock(self->mutex_);
+          self->ready_.emplace_back(next->index, std::move(*next->own));
+        }
+      }
+      if constexpr (streaming)
+        self->notify();
       next.reset();
       std::lock_guard lock(self->mutex_);
-      if (!self->stopping_)
+      if (self->can_pull_locked())
         if (auto pulled = self->pull_locked())
           next.emplace(std::move(*pulled));
     }
   }
 
-  // Stores an item's value in its slot (as an outcome when settled).
+  // Stores an item's value (as an outcome when settled).
   template <typename... V>
   static void store(item& it, V&&... value)
   {
-    if constexpr (settled || !std::is_void_v<value_type>)
+    if constexpr (as_completed)
+      it.own.emplace(std::forward<V>(value)...);
+    else if constexpr (!std::is_void_v<stored_type>)
       it.slot->emplace(std::forward<V>(value)...);
   }
 
   // Runs one item; throws what it throws.
   boost::asio::awaitable<void> run_item(item& it)
   {
-    if (options_.item_timeout > clock::duration::zero() && !inline_calls) {
+    if (options_.item_timeout > clock::duration::zero() && !inline_calls_) {
       if constexpr (std::is_void_v<value_type>) {
         co_await with_deadline(call_item(it), clock::now() + options_.item_timeout);
         store(it);
@@ -410,33 +580,37 @@ private:
   }
 
   const map_options options_;
-  const boost::asio::any_io_executor executor_;
+  // Where workers run; for streams, set by the first next().
+  boost::asio::any_io_executor executor_;
   // The mapped function: shared by every worker (and pool thread, when
   // offloading), so calls to it may overlap.
   F function_;
   std::tuple<Views...> views_;
   std::tuple<std::ranges::iterator_t<typename Views::range_type&>...> iterators_;
-  std::size_t limit_ = 0;
-  bool inline_calls = false; // plain calls made inline: one worker, no timeouts
+  std::size_t limit_ = 0;     // most workers at once; for streams, also most items pulled and not yet consumed
+  bool inline_calls_ = false; // plain calls made inline: one worker, no timeouts
   // Fires at options_.deadline; cancelled when the map finishes.
   std::optional<boost::asio::steady_timer> deadline_timer_;
 
-  // Guards everything below: pulling from the iterators, appending result
-  // slots and signals, and the worker/failure bookkeeping. Held only for
-  // those short steps, never while an item runs.
+  // Guards everything below: pulling from the iterators, result slots and
+  // queues, worker places, and the bookkeeping. Held only for those short
+  // steps, never while an item runs or a worker is spawned.
   std::mutex mutex_;
   results_type results_;
-  // One per worker ever spawned, at stable addresses (co_spawn keeps a
-  // pointer into each); emitted once, together,
-  // when the map stops (first failure or outside cancellation).
-  std::deque<boost::asio::cancellation_signal> signals_;
-  std::size_t workers_ = 0;  // workers spawned and not yet finished
-  bool exhausted_ = false;   // a range reached its end
-  bool stopping_ = false;    // no more items start
-  bool starting_ = true;     // start() is still spawning workers
-  bool finished_ = false;    // every worker finished; the result is final
-  std::exception_ptr error_; // the first failure (or operation_aborted)
-  std::optional<boost::asio::any_completion_handler<void()>> waiter_;
+  std::deque<std::pair<std::size_t, stored_type>> ready_; // as-completed results not yet consumed
+  std::deque<worker_slot> slots_;                         // stable addresses; at most limit_ in use
+  std::vector<worker_slot*> free_slots_;                  // places whose worker has finished
+  std::size_t workers_ = 0;                               // workers spawned and not yet finished
+  std::size_t spawning_ = 0;                              // calls of spawn_workers in progress
+  std::size_t pulled_ = 0;                                // items taken from the ranges
+  std::size_t consumed_ = 0;                              // stream elements handed to the consumer
+  bool started_ = false;                                  // streams: the first next() started the map
+  bool exhausted_ = false;                                // a range reached its end
+  bool stopping_ = false;                                 // no more items start
+  bool finished_ = false;                                 // all work is over; the outcome is final
+  std::exception_ptr error_;                              // the first failure (or operation_aborted, timed_out)
+  std::optional<boost::asio::any_completion_handler<void()>> waiter_; // collect: the awaiting coroutine
+  std::optional<stream_waiter> stream_waiter_;                        // streams: a parked next()
 };
 
 } // namespace fanout::detail
