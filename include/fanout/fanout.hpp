@@ -5,6 +5,7 @@
 #include "fanout/callable.hpp"
 #include "fanout/error.hpp"
 #include "fanout/map_options.hpp"
+#include "fanout/map_stream.hpp"
 #include "fanout/offload.hpp"
 #include "fanout/outcome.hpp"
 #include "fanout/run.hpp"
