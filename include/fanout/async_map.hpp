@@ -46,6 +46,11 @@ template <error_policy Policy, typename F, typename... Views>
 boost::asio::awaitable<typename map_engine<Policy, map_delivery::collect, F, Views...>::result_type>
 map_coroutine(map_options options, F f, Views... views)
 {
+  // Already cancelled: start nothing (the wait below would throw at once,
+  // leaving started items behind).
+  const boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+  if (state.cancelled() != boost::asio::cancellation_type::none)
+    throw boost::system::system_error(boost::asio::error::operation_aborted, "fanout::async_map");
   auto engine = std::make_shared<map_engine<Policy, map_delivery::collect, F, Views...>>(
       options, co_await boost::asio::this_coro::executor, std::move(f), std::move(views)...);
   engine->start();
