@@ -19,6 +19,8 @@ public:
       return "the task handle is empty";
     case error::invalid_argument:
       return "invalid argument";
+    case error::group_closed:
+      return "the task group was joined already and takes no new tasks";
     }
     return "unknown fanout error";
   }

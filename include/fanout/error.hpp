@@ -20,6 +20,8 @@ enum class error {
   no_task,
   /// An argument is out of its documented range.
   invalid_argument,
+  /// The task group was joined already: it takes no new tasks.
+  group_closed,
 };
 
 /// The category of fanout::error values; its name is "fanout".

@@ -11,5 +11,6 @@
 #include "fanout/run.hpp"
 #include "fanout/sleep.hpp"
 #include "fanout/task.hpp"
+#include "fanout/task_group.hpp"
 #include "fanout/timeout.hpp"
 #include "fanout/timer.hpp"

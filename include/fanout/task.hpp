@@ -41,21 +41,18 @@ struct task_signature<void>
   using type = void(std::exception_ptr);
 };
 
-// Shared by every handle of one task and by the spawned coroutine's
-// completion handler; lives until the last of them is gone.
-template <typename T>
-struct task_state
+// The part of a task's state that does not depend on its value type: what a
+// task_group needs to cancel a child and to know when it has finished.
+struct task_state_base
 {
-  using signature = typename task_signature<T>::type;
-  using waiter = boost::asio::any_completion_handler<signature>;
-
-  explicit task_state(boost::asio::any_io_executor ex) : executor(std::move(ex)) {}
+  explicit task_state_base(boost::asio::any_io_executor ex) : executor(std::move(ex)) {}
 
   // The executor the task's coroutine runs on; also the executor that
   // completes waiters whose handlers have none of their own.
   boost::asio::any_io_executor executor;
 
-  // Guards every member below. Never held while a waiter runs.
+  // Guards every member below (and the derived state's). Never held while a
+  // waiter runs.
   std::mutex mutex;
   // Set once, when the coroutine has finished and its outcome is stored.
   bool done = false;
@@ -67,9 +64,6 @@ struct task_state
   bool taken = false;
   // The coroutine's exception (including operation_aborted after cancel()).
   std::exception_ptr error;
-  std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
-  // Waiters parked before `done`.
-  std::vector<waiter> waiters;
   // Bound to the spawned coroutine's cancellation slot.
   boost::asio::cancellation_signal signal;
 
@@ -81,6 +75,27 @@ struct task_state
     cancel_requested = true;
     signal.emit(boost::asio::cancellation_type::terminal);
   }
+
+  bool is_done()
+  {
+    std::lock_guard lock(mutex);
+    return done;
+  }
+};
+
+// Shared by every handle of one task and by the spawned coroutine's
+// completion handler; lives until the last of them is gone.
+template <typename T>
+struct task_state : task_state_base
+{
+  using signature = typename task_signature<T>::type;
+  using waiter = boost::asio::any_completion_handler<signature>;
+
+  using task_state_base::task_state_base;
+
+  std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
+  // Waiters parked before `done`.
+  std::vector<waiter> waiters;
 
   // Hands the outcome to one waiter. Called with the mutex held.
   template <typename Handler>
@@ -120,6 +135,30 @@ boost::asio::awaitable<void, Executor> task_body(std::shared_ptr<task_state<T>> 
     co_await std::move(body);
   else
     state->value.emplace(co_await std::move(body));
+}
+
+} // namespace detail
+
+template <typename T>
+class task;
+
+namespace detail {
+
+// Starts @p body on @p executor as a task; @p on_finish(exception) runs after
+// the task's outcome is stored, in the co_spawn completion handler.
+template <typename T, typename Executor, typename AwaitableExecutor, typename OnFinish>
+task<T> spawn_task(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
+{
+  auto state = std::make_shared<task_state<T>>(executor);
+  auto& signal = state->signal;
+  auto body_coro = task_body<T, AwaitableExecutor>(state, std::move(body));
+  boost::asio::co_spawn(executor, std::move(body_coro),
+                        boost::asio::bind_cancellation_slot(
+                            signal.slot(), [state, on_finish = std::move(on_finish)](std::exception_ptr e) mutable {
+                              state->finish(e);
+                              on_finish(e);
+                            }));
+  return task<T>(std::move(state));
 }
 
 } // namespace detail
@@ -166,6 +205,9 @@ public:
   /// An empty handle; `valid()` is false.
   task() = default;
 
+  /// For fanout's own use (spawn, task_group): a handle to @p state.
+  explicit task(std::shared_ptr<detail::task_state<T>> state) : state_(std::move(state)) {}
+
   /// True if this handle refers to a task.
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
 
@@ -187,6 +229,9 @@ public:
     if (state_)
       state_->request_cancel();
   }
+
+  /// The shared state (for fanout's own use).
+  [[nodiscard]] const std::shared_ptr<detail::task_state<T>>& state() const noexcept { return state_; }
 
   /// The executor the coroutine runs on.
   [[nodiscard]] boost::asio::any_io_executor get_executor() const
@@ -221,14 +266,6 @@ public:
   }
 
 private:
-  template <typename U, typename Executor, typename AwaitableExecutor>
-  requires(
-      boost::asio::execution::is_executor<Executor>::value ||
-      boost::asio::is_executor<Executor>::value) friend task<U> spawn(const Executor&,
-                                                                      boost::asio::awaitable<U, AwaitableExecutor>);
-
-  explicit task(std::shared_ptr<detail::task_state<T>> state) : state_(std::move(state)) {}
-
   struct initiate_wait
   {
     template <typename Handler>
@@ -281,13 +318,7 @@ template <typename T, typename Executor, typename AwaitableExecutor>
 requires(boost::asio::execution::is_executor<Executor>::value || boost::asio::is_executor<Executor>::value)
     [[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
 {
-  auto state = std::make_shared<detail::task_state<T>>(executor);
-  auto& signal = state->signal;
-  auto body_coro = detail::task_body<T, AwaitableExecutor>(state, std::move(body));
-  boost::asio::co_spawn(executor, std::move(body_coro),
-                        boost::asio::bind_cancellation_slot(
-                            signal.slot(), [state](std::exception_ptr e) { state->finish(std::move(e)); }));
-  return task<T>(std::move(state));
+  return detail::spawn_task(executor, std::move(body), [](const std::exception_ptr&) {});
 }
 
 /// As above, on @p ctx's executor.

@@ -1,0 +1,251 @@
+// fanout/task_group.hpp — structured concurrency: tasks that never outlive
+// their group (asyncio.TaskGroup, Trio's nursery).
+#pragma once
+
+#include "fanout/error.hpp"
+#include "fanout/task.hpp"
+
+#include "fanout/detail/completion.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace fanout {
+
+/// What a task_group does when one of its tasks fails.
+enum class group_policy {
+  /// The first failure cancels every other task, and join() rethrows it once
+  /// they have all finished (asyncio.TaskGroup, Trio).
+  fail_fast,
+  /// Failures cancel nothing and join() does not throw for them; each task's
+  /// own handle still rethrows its exception when awaited.
+  keep_going,
+};
+
+namespace detail {
+
+struct group_state : std::enable_shared_from_this<group_state>
+{
+  group_state(boost::asio::any_io_executor ex, group_policy p) : executor(std::move(ex)), policy(p) {}
+
+  const boost::asio::any_io_executor executor;
+  const group_policy policy;
+
+  // Guards everything below. Lock order: group, then a child task's state.
+  std::mutex mutex;
+  std::size_t running = 0;  // children spawned and not yet finished
+  bool cancelling = false;  // every child was told to cancel; new ones are cancelled at once
+  bool closed = false;      // a join completed: no new children
+  std::exception_ptr error; // fail_fast: the first failure; or operation_aborted when the owner cancelled
+  std::vector<std::shared_ptr<task_state_base>> children; // to cancel them; finished ones are pruned
+  std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> waiters;
+
+  void cancel_locked(std::exception_ptr reason)
+  {
+    if (!error && reason)
+      error = std::move(reason);
+    if (cancelling)
+      return;
+    cancelling = true;
+    for (auto& child : children)
+      child->request_cancel();
+  }
+
+  void child_finished(const std::exception_ptr& e)
+  {
+    std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> ready;
+    std::exception_ptr outcome;
+    {
+      std::lock_guard lock(mutex);
+      if (e && policy == group_policy::fail_fast)
+        cancel_locked(e);
+      if (--running != 0 || waiters.empty())
+        return;
+      closed = true;
+      outcome = error;
+      ready.swap(waiters);
+    }
+    for (auto& w : ready)
+      post_completion(std::move(w), executor, outcome);
+  }
+};
+
+} // namespace detail
+
+/// A scope for tasks: every task spawned into the group is awaited by
+/// join(), and none outlives the group's join.
+///
+/// - `g.spawn(awaitable)` starts a task on the group's executor now and
+///   returns its fanout::task handle (which can be awaited or cancelled on its
+///   own).
+/// - `co_await g.join()` waits until every task has finished, including tasks
+///   spawned while joining. With group_policy::fail_fast (the default) the
+///   first failure cancels the other tasks and join() rethrows it once they
+///   have finished.
+/// - Cancelling the coroutine that awaits join() cancels every task; join()
+///   then throws `operation_aborted` once they have finished.
+/// - `g.cancel()` cancels every task (and any spawned later).
+/// - After a join has completed the group is closed: spawn() throws
+///   `system_error(fanout::error::group_closed)`, and joining again completes
+///   at once with the same outcome.
+/// - Destroying a group that was never joined cancels its running tasks; they
+///   finish on their executor. Prefer fanout::with_task_group, which always
+///   joins.
+///
+/// @par Thread safety
+/// spawn(), cancel() and join() may be called from any thread.
+///
+/// @code
+/// fanout::task_group g(co_await asio::this_coro::executor);
+/// for (auto& url : urls) g.spawn(fetch(url));
+/// co_await g.join();
+/// @endcode
+class task_group
+{
+public:
+  explicit task_group(boost::asio::any_io_executor executor, group_policy policy = group_policy::fail_fast)
+      : state_(std::make_shared<detail::group_state>(std::move(executor), policy))
+  {}
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+  ~task_group()
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->running != 0)
+      state_->cancel_locked(nullptr);
+  }
+
+  /// Starts @p body as a task of this group.
+  /// @throws `system_error(fanout::error::group_closed)` after a join completed.
+  template <typename T, typename Executor>
+  task<T> spawn(boost::asio::awaitable<T, Executor> body)
+  {
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->closed)
+        throw_error(error::group_closed, "fanout::task_group::spawn");
+      ++state_->running;
+    }
+    auto t = detail::spawn_task(state_->executor, std::move(body),
+                                [s = state_](const std::exception_ptr& e) { s->child_finished(e); });
+    std::lock_guard lock(state_->mutex);
+    auto& children = state_->children;
+    if (children.size() >= 2 * state_->running + 16)
+      std::erase_if(children, [](const auto& c) { return c->is_done(); });
+    children.push_back(t.state());
+    if (state_->cancelling)
+      t.cancel();
+    return t;
+  }
+
+  /// Cancels every task of the group, and any spawned later.
+  void cancel()
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->cancel_locked(nullptr);
+  }
+
+  /// Tasks spawned and not yet finished.
+  [[nodiscard]] std::size_t size() const
+  {
+    std::lock_guard lock(state_->mutex);
+    return state_->running;
+  }
+
+  /// The executor the tasks run on.
+  [[nodiscard]] const boost::asio::any_io_executor& get_executor() const noexcept { return state_->executor; }
+
+  /// Waits for every task of the group.
+  ///
+  /// @par Completion signature
+  /// `void(std::exception_ptr)`: null, the first failure (fail_fast), or
+  /// `operation_aborted` when the join was cancelled.
+  ///
+  /// @par Per-operation cancellation
+  /// Any type cancels every task; the join completes once they have finished.
+  template <boost::asio::completion_token_for<void(std::exception_ptr)> Token = boost::asio::use_awaitable_t<>>
+  auto join(Token&& token = {})
+  {
+    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+        [](auto handler, std::shared_ptr<detail::group_state> s) {
+          std::unique_lock lock(s->mutex);
+          if (s->running == 0) {
+            s->closed = true;
+            auto e = s->error;
+            lock.unlock();
+            detail::post_completion(std::move(handler), s->executor, e);
+            return;
+          }
+          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          if (slot.is_connected())
+            slot.assign([s](boost::asio::cancellation_type_t) {
+              std::lock_guard l(s->mutex);
+              s->cancel_locked(std::make_exception_ptr(
+                  boost::system::system_error(boost::asio::error::operation_aborted, "fanout::task_group")));
+            });
+          s->waiters.emplace_back(std::move(handler));
+        },
+        token, state_);
+  }
+
+private:
+  std::shared_ptr<detail::group_state> state_;
+};
+
+/// Runs @p body with a fresh task_group on the calling coroutine's executor
+/// and joins the group before returning, whatever happens: a group scope that
+/// no task outlives (`async with asyncio.TaskGroup() as g:`).
+///
+/// If @p body throws, the group's tasks are cancelled and joined, then the
+/// body's exception is rethrown. Otherwise the join's outcome is (the first
+/// task failure under fail_fast).
+///
+/// @code
+/// co_await fanout::with_task_group([&](fanout::task_group& g) -> asio::awaitable<void> {
+///   g.spawn(b());
+///   g.spawn(b());
+///   co_return;
+/// });
+/// @endcode
+template <typename Body>
+boost::asio::awaitable<void> with_task_group(Body body, group_policy policy = group_policy::fail_fast)
+{
+  task_group group(co_await boost::asio::this_coro::executor, policy);
+  std::exception_ptr failure;
+  try {
+    co_await body(group);
+  } catch (...) {
+    failure = std::current_exception();
+    group.cancel();
+  }
+  // Join even if this coroutine was cancelled: no task may outlive the scope.
+  const bool throw_if_cancelled = co_await boost::asio::this_coro::throw_if_cancelled();
+  co_await boost::asio::this_coro::throw_if_cancelled(false);
+  std::exception_ptr joined;
+  try {
+    co_await group.join();
+  } catch (...) {
+    joined = std::current_exception();
+  }
+  co_await boost::asio::this_coro::throw_if_cancelled(throw_if_cancelled);
+  if (failure)
+    std::rethrow_exception(failure);
+  if (joined)
+    std::rethrow_exception(joined);
+}
+
+} // namespace fanout
