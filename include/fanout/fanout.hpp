@@ -9,6 +9,7 @@
 #include "fanout/offload.hpp"
 #include "fanout/outcome.hpp"
 #include "fanout/run.hpp"
+#include "fanout/schedule.hpp"
 #include "fanout/sleep.hpp"
 #include "fanout/task.hpp"
 #include "fanout/task_group.hpp"
