@@ -3,6 +3,11 @@
 namespace fanout {
 namespace {
 
+// boost::system::error_category's destructor is protected and non-virtual by
+// design (categories are never deleted through it).
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+#endif
 class category final : public boost::system::error_category
 {
 public:

@@ -9,12 +9,17 @@
 #include "fanout/detail/map_engine.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution/executor.hpp>
+#include <boost/asio/is_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <concepts>
+#include <cstddef>
 #include <memory>
 #include <ranges>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -143,6 +148,84 @@ requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_settled_result_t<F, Ranges...>> async_map_settled(F&& f, Ranges&&... ranges)
 {
   return async_map_settled(map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);
+}
+
+namespace detail {
+
+// Runs the coroutine form with partial and total cancellation let through
+// too, so that a token's cancellation slot reaches the items whatever the
+// type (co_spawn lets only terminal cancellation through by default).
+template <typename Awaitable>
+Awaitable accept_all_cancellation(Awaitable op)
+{
+  co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation());
+  co_return co_await std::move(op);
+}
+
+template <typename T>
+concept executor_like = boost::asio::execution::is_executor<T>::value || boost::asio::is_executor<T>::value;
+
+} // namespace detail
+
+/// The completion-token form of async_map and async_map_settled, for code
+/// that is not written as coroutines:
+/// `fanout::async_map(executor, [options,] f, ranges..., token)`.
+///
+/// Runs the map on @p executor and completes @p token with its result. The
+/// ranges are used in place: lvalue ranges must outlive the operation.
+///
+/// @param executor where the items run (any Asio executor).
+/// @param args `[options,] f, ranges...` as for async_map, then the token
+///        (a callback, `asio::use_future`, `asio::deferred`,
+///        `asio::use_awaitable`, `asio::as_tuple(...)`, ...). Boost 1.81 has no
+///        default completion token, so the token must be given.
+///
+/// @par Completion signature
+/// `void(std::exception_ptr, std::vector<R>)`, or `void(std::exception_ptr)`
+/// when R is void. The handler runs on its associated executor (@p executor
+/// if it has none), never inside this call.
+///
+/// @par Per-operation cancellation
+/// `terminal`, `partial` and `total` through the handler's cancellation slot
+/// cancel every running item; the handler then gets `operation_aborted` once
+/// they have finished.
+///
+/// @par Thread safety
+/// May be called from any thread.
+///
+/// @code
+/// fanout::async_map(ctx.get_executor(), fetch, urls,
+///                   [](std::exception_ptr e, std::vector<page> pages) { ... });
+/// std::future<std::vector<int>> f = fanout::async_map(pool.get_executor(), twice, xs, asio::use_future);
+/// @endcode
+template <detail::executor_like Executor, typename... Args>
+requires(sizeof...(Args) >= 3) auto async_map(const Executor& executor, Args&&... args)
+{
+  auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+  return [&]<std::size_t... I>(std::index_sequence<I...>)
+  {
+    auto op = async_map(std::forward<std::tuple_element_t<I, std::tuple<Args&&...>>>(std::get<I>(all))...);
+    return boost::asio::co_spawn(executor, detail::accept_all_cancellation(std::move(op)),
+                                 std::forward<std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args&&...>>>(
+                                     std::get<sizeof...(Args) - 1>(all)));
+  }
+  (std::make_index_sequence<sizeof...(Args) - 1>{});
+}
+
+/// The completion-token form of async_map_settled; see async_map(executor, ...).
+/// Completion signature: `void(std::exception_ptr, std::vector<outcome<R>>)`.
+template <detail::executor_like Executor, typename... Args>
+requires(sizeof...(Args) >= 3) auto async_map_settled(const Executor& executor, Args&&... args)
+{
+  auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+  return [&]<std::size_t... I>(std::index_sequence<I...>)
+  {
+    auto op = async_map_settled(std::forward<std::tuple_element_t<I, std::tuple<Args&&...>>>(std::get<I>(all))...);
+    return boost::asio::co_spawn(executor, detail::accept_all_cancellation(std::move(op)),
+                                 std::forward<std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args&&...>>>(
+                                     std::get<sizeof...(Args) - 1>(all)));
+  }
+  (std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
 } // namespace fanout

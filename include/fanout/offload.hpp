@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -64,16 +65,34 @@ struct offload_op
       : handler(std::move(h)), function(std::move(f)), work(std::move(w)), fallback(std::move(fb))
   {}
 
-  // Completes the handler on its executor, releasing the work guard there,
-  // after the handler has run (never on the pool thread, where the handler's
-  // io_context may already be gone by the time this op is destroyed).
+  // Completes the handler on its executor. Everything that refers to the
+  // handler's execution context (the handler, the work guard, the executor)
+  // moves into the posted completion, which first waits until the completing
+  // thread (a pool thread, usually) has let go of its last reference to that
+  // context (`released`). So once the handler has run, its io_context may be
+  // destroyed at once: no pool thread still holds a strand or a work count.
   template <typename... Args>
-  void complete(Args&&... args)
+  static void complete(const std::shared_ptr<offload_op>& self, Args&&... args)
   {
-    post_completion_keeping(std::move(work), std::move(handler), fallback, std::forward<Args>(args)...);
+    {
+      auto target = std::move(self->fallback);
+      auto handler_ex = boost::asio::get_associated_executor(self->handler, target);
+      boost::asio::post(
+          target,
+          boost::asio::bind_executor(handler_ex, [self, h = std::move(self->handler), w = std::move(self->work),
+                                                  values = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+            while (!self->released.load(std::memory_order_acquire))
+              std::this_thread::yield();
+            boost::asio::get_associated_cancellation_slot(h).clear();
+            std::apply([&h](auto&&... v) { std::move(h)(std::move(v)...); }, std::move(values));
+          }));
+    }
+    self->released.store(true, std::memory_order_release);
   }
 
   std::atomic<int> phase{queued};
+  // complete() has dropped every reference to the handler's context.
+  std::atomic<bool> released{false};
   Handler handler;
   Function function;
   // Keeps the handler's executor from running out of work while the call
@@ -104,9 +123,9 @@ struct initiate_offload
         auto e = std::make_exception_ptr(
             boost::system::system_error(boost::asio::error::operation_aborted, "fanout::to_thread"));
         if constexpr (std::is_void_v<result>)
-          op->complete(e);
+          op_type::complete(op, e);
         else
-          op->complete(e, result{});
+          op_type::complete(op, e, result{});
       });
     }
 
@@ -121,7 +140,7 @@ struct initiate_offload
         } catch (...) {
           error = std::current_exception();
         }
-        op->complete(error);
+        op_type::complete(op, error);
       } else {
         std::optional<result> value;
         try {
@@ -129,7 +148,7 @@ struct initiate_offload
         } catch (...) {
           error = std::current_exception();
         }
-        op->complete(error, value ? std::move(*value) : result{});
+        op_type::complete(op, error, value ? std::move(*value) : result{});
       }
     });
   }

@@ -285,10 +285,12 @@ private:
         state->deliver_locked(std::forward<Handler>(handler));
         return;
       }
-      auto slot = boost::asio::get_associated_cancellation_slot(handler);
+      state->waiters.emplace_back(std::forward<Handler>(handler));
+      // Assigned after type erasure: any_completion_handler takes over the
+      // handler's slot and offers its own, which is where ours must go.
+      auto slot = boost::asio::get_associated_cancellation_slot(state->waiters.back());
       if (slot.is_connected())
         slot.assign([s = state](boost::asio::cancellation_type_t) { s->request_cancel(); });
-      state->waiters.emplace_back(std::forward<Handler>(handler));
     }
   };
 

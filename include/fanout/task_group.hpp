@@ -190,14 +190,16 @@ public:
             detail::post_completion(std::move(handler), s->executor, e);
             return;
           }
-          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          s->waiters.emplace_back(std::move(handler));
+          // Assigned after type erasure: any_completion_handler takes over the
+          // handler's slot and offers its own, which is where ours must go.
+          auto slot = boost::asio::get_associated_cancellation_slot(s->waiters.back());
           if (slot.is_connected())
             slot.assign([s](boost::asio::cancellation_type_t) {
               std::lock_guard l(s->mutex);
               s->cancel_locked(std::make_exception_ptr(
                   boost::system::system_error(boost::asio::error::operation_aborted, "fanout::task_group")));
             });
-          s->waiters.emplace_back(std::move(handler));
         },
         token, state_);
   }

@@ -208,10 +208,12 @@ public:
             post_completion(std::move(handler), self->executor_);
             return;
           }
-          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          self->waiter_.emplace(std::move(handler));
+          // Assigned after type erasure: any_completion_handler takes over the
+          // handler's slot and offers its own, which is where ours must go.
+          auto slot = boost::asio::get_associated_cancellation_slot(*self->waiter_);
           if (slot.is_connected())
             slot.assign([self](boost::asio::cancellation_type_t) { self->cancel(); });
-          self->waiter_.emplace(std::move(handler));
         },
         token, this->shared_from_this());
   }
@@ -263,10 +265,11 @@ private:
   using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
   using stream_waiter = boost::asio::any_completion_handler<next_signature>;
 
-  // One worker's place: a strand of the map's executor, on which the worker
-  // runs and its cancellation signal is emitted (so emitting never races with
-  // the worker, even on a multi-threaded executor), and the signal bound to
-  // the worker's co_spawn. Reused by later workers once its worker finished.
+  // One worker's place: a strand of the map's executor (shared with other
+  // places), on which the worker runs and its cancellation signal is emitted
+  // (so emitting never races with the worker, even on a multi-threaded
+  // executor), and the signal bound to the worker's co_spawn. Reused by later
+  // workers once its worker finished.
   struct worker_slot
   {
     explicit worker_slot(strand_type s) : strand(std::move(s)) {}
@@ -327,7 +330,8 @@ private:
         if (workers_ >= limit_ || !can_pull_locked())
           break;
         try {
-          first = pull_locked();
+          if (auto pulled = pull_locked())
+            first.emplace(std::move(*pulled)); // emplace: items of const ranges hold const references
         } catch (...) {
           stop_locked(std::current_exception());
           break;
@@ -336,7 +340,11 @@ private:
           break;
         ++workers_;
         if (free_slots_.empty()) {
-          place = &slots_.emplace_back(boost::asio::make_strand(executor_));
+          // Workers share a few strands: enough for every thread of a pool to
+          // run a worker, without creating a strand per worker.
+          if (strands_.size() < strand_count)
+            strands_.push_back(boost::asio::make_strand(executor_));
+          place = &slots_.emplace_back(strands_[slots_.size() % strands_.size()]);
         } else {
           place = free_slots_.back();
           free_slots_.pop_back();
@@ -457,10 +465,12 @@ private:
       post_completion(std::forward<Handler>(handler), executor_, e, std::optional<element_type>());
       return;
     }
-    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    stream_waiter_.emplace(std::forward<Handler>(handler));
+    // Assigned after type erasure: any_completion_handler takes over the
+    // handler's slot and offers its own, which is where ours must go.
+    auto slot = boost::asio::get_associated_cancellation_slot(*stream_waiter_);
     if (slot.is_connected())
       slot.assign([self = this->shared_from_this()](boost::asio::cancellation_type_t) { self->cancel(); });
-    stream_waiter_.emplace(std::forward<Handler>(handler));
   }
 
   // Streams: hands a parked consumer its element, or the end.
@@ -598,17 +608,19 @@ private:
   std::mutex mutex_;
   results_type results_;
   std::deque<std::pair<std::size_t, stored_type>> ready_; // as-completed results not yet consumed
-  std::deque<worker_slot> slots_;                         // stable addresses; at most limit_ in use
-  std::vector<worker_slot*> free_slots_;                  // places whose worker has finished
-  std::size_t workers_ = 0;                               // workers spawned and not yet finished
-  std::size_t spawning_ = 0;                              // calls of spawn_workers in progress
-  std::size_t pulled_ = 0;                                // items taken from the ranges
-  std::size_t consumed_ = 0;                              // stream elements handed to the consumer
-  bool started_ = false;                                  // streams: the first next() started the map
-  bool exhausted_ = false;                                // a range reached its end
-  bool stopping_ = false;                                 // no more items start
-  bool finished_ = false;                                 // all work is over; the outcome is final
-  std::exception_ptr error_;                              // the first failure (or operation_aborted, timed_out)
+  static constexpr std::size_t strand_count = 16;
+  std::vector<strand_type> strands_;     // shared by the workers, round robin
+  std::deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
+  std::vector<worker_slot*> free_slots_; // places whose worker has finished
+  std::size_t workers_ = 0;              // workers spawned and not yet finished
+  std::size_t spawning_ = 0;             // calls of spawn_workers in progress
+  std::size_t pulled_ = 0;               // items taken from the ranges
+  std::size_t consumed_ = 0;             // stream elements handed to the consumer
+  bool started_ = false;                 // streams: the first next() started the map
+  bool exhausted_ = false;               // a range reached its end
+  bool stopping_ = false;                // no more items start
+  bool finished_ = false;                // all work is over; the outcome is final
+  std::exception_ptr error_;             // the first failure (or operation_aborted, timed_out)
   std::optional<boost::asio::any_completion_handler<void()>> waiter_; // collect: the awaiting coroutine
   std::optional<stream_waiter> stream_waiter_;                        // streams: a parked next()
 };
