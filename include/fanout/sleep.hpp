@@ -49,6 +49,24 @@ template <typename Rep, typename Period>
   return sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(duration));
 }
 
+namespace detail {
+
+struct initiate_sleep
+{
+  // The timer is made when the operation is launched (for asio::deferred, not
+  // when the deferred operation is created), so the wait lasts the full
+  // duration from launch; it lives in the handler's state until completion.
+  template <typename Handler, typename Executor>
+  void operator()(Handler&& handler, const Executor& executor, clock::duration duration) const
+  {
+    auto timer = std::make_unique<boost::asio::steady_timer>(executor, duration);
+    auto& t = *timer;
+    t.async_wait(boost::asio::consign(std::forward<Handler>(handler), std::move(timer)));
+  }
+};
+
+} // namespace detail
+
 /// Waits for @p duration on @p executor and then completes @p token, for code
 /// that is not written as coroutines.
 ///
@@ -73,12 +91,8 @@ template <typename Executor, typename Rep, typename Period,
           boost::asio::completion_token_for<void(boost::system::error_code)> Token>
 auto async_sleep(const Executor& executor, std::chrono::duration<Rep, Period> duration, Token&& token)
 {
-  // The timer lives as long as the wait: it is moved into the completion
-  // handler's state so that nothing has to be allocated by the caller.
-  auto timer =
-      std::make_unique<boost::asio::steady_timer>(executor, std::chrono::duration_cast<clock::duration>(duration));
-  auto& t = *timer;
-  return t.async_wait(boost::asio::consign(std::forward<Token>(token), std::move(timer)));
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      detail::initiate_sleep{}, token, executor, std::chrono::duration_cast<clock::duration>(duration));
 }
 
 } // namespace fanout

@@ -15,6 +15,8 @@
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/is_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <concepts>
@@ -131,6 +133,10 @@ template <typename T, typename Executor>
 boost::asio::awaitable<void, Executor> task_body(std::shared_ptr<task_state<T>> state,
                                                  boost::asio::awaitable<T, Executor> body)
 {
+  // Scheduled, never run inside spawn(): co_spawn dispatches, so yield once
+  // first. A cancel() that arrives before the body starts makes the next
+  // co_await throw operation_aborted, and the body never runs.
+  co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::use_awaitable_t<Executor>{});
   if constexpr (std::is_void_v<T>)
     co_await std::move(body);
   else

@@ -160,7 +160,8 @@ public:
   using results_type = map_results<std::conditional_t<as_completed, void, stored_type>>;
   using result_type = typename results_type::result_type;
   // What a stream hands out per item.
-  using element_type = std::conditional_t<as_completed, std::pair<std::size_t, stored_type>, stored_type>;
+  using storable_type = std::conditional_t<std::is_void_v<stored_type>, no_value, stored_type>;
+  using element_type = std::conditional_t<as_completed, std::pair<std::size_t, storable_type>, storable_type>;
   using next_signature = void(std::exception_ptr, std::optional<element_type>);
 
   // A plain callable run inline cannot overlap with anything: one worker.
@@ -283,7 +284,7 @@ private:
     std::size_t index = 0;
     typename results_type::slot_type slot = nullptr;
     // As-completed maps: the result, until it is queued for the consumer.
-    std::conditional_t<as_completed, std::optional<stored_type>, no_value> own{};
+    std::conditional_t<as_completed, std::optional<storable_type>, no_value> own{};
   };
 
   bool can_pull_locked() const { return !stopping_ && !exhausted_ && (!streaming || pulled_ - consumed_ < limit_); }
@@ -501,6 +502,11 @@ private:
   // co_spawn.
   static boost::asio::awaitable<void> worker(std::shared_ptr<map_engine> self, item first)
   {
+    // A worker that is told to stop while it runs (it failed itself, say)
+    // just leaves; cancellation reaches its items through the operations they
+    // await. Without this, a worker that never suspended would be thrown
+    // operation_aborted by co_spawn's own final co_await, outside any handler.
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
     std::optional<item> next(std::move(first));
     while (next) {
       try {
@@ -607,7 +613,7 @@ private:
   // steps, never while an item runs or a worker is spawned.
   std::mutex mutex_;
   results_type results_;
-  std::deque<std::pair<std::size_t, stored_type>> ready_; // as-completed results not yet consumed
+  std::deque<std::pair<std::size_t, storable_type>> ready_; // as-completed results not yet consumed
   static constexpr std::size_t strand_count = 16;
   std::vector<strand_type> strands_;     // shared by the workers, round robin
   std::deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
