@@ -11,6 +11,7 @@
 #include "fanout/run.hpp"
 #include "fanout/schedule.hpp"
 #include "fanout/sleep.hpp"
+#include "fanout/sync_map.hpp"
 #include "fanout/task.hpp"
 #include "fanout/task_group.hpp"
 #include "fanout/timeout.hpp"
