@@ -98,7 +98,7 @@ T run(boost::asio::io_context& ctx, boost::asio::awaitable<T, Executor> body)
 template <typename T, typename Executor>
 T run(boost::asio::awaitable<T, Executor> body)
 {
-  boost::asio::io_context ctx;
+  boost::asio::io_context ctx{1}; // one thread runs it: fanout's maps can skip their strands
   return run(ctx, std::move(body));
 }
 

@@ -1,13 +1,17 @@
 // fanout/sleep.hpp — timed waits for coroutines and for callback code.
 #pragma once
 
+#include "fanout/detail/completion.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/consign.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
+
 
 #include <chrono>
 #include <memory>
@@ -51,17 +55,37 @@ template <typename Rep, typename Period>
 
 namespace detail {
 
+// One async_sleep: the timer and the handler, shared by the timer's
+// completion and the handler's cancellation slot. The timer is not tied to the
+// handler's slot directly: Asio leaves a timer's cancellation handler in the
+// slot after completion, and this timer dies with the operation, so a signal
+// emitted later must not reach it. Our slot handler is cleared on completion.
+template <typename Handler, typename Executor>
+struct sleep_op
+{
+  sleep_op(Handler h, const Executor& ex, clock::duration d) : handler(std::move(h)), timer(ex, d) {}
+  Handler handler;
+  boost::asio::steady_timer timer;
+};
+
 struct initiate_sleep
 {
   // The timer is made when the operation is launched (for asio::deferred, not
   // when the deferred operation is created), so the wait lasts the full
-  // duration from launch; it lives in the handler's state until completion.
+  // duration from launch.
   template <typename Handler, typename Executor>
   void operator()(Handler&& handler, const Executor& executor, clock::duration duration) const
   {
-    auto timer = std::make_unique<boost::asio::steady_timer>(executor, duration);
-    auto& t = *timer;
-    t.async_wait(boost::asio::consign(std::forward<Handler>(handler), std::move(timer)));
+    using op_type = sleep_op<std::decay_t<Handler>, Executor>;
+    auto op = std::make_shared<op_type>(std::forward<Handler>(handler), executor, duration);
+    auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
+    if (slot.is_connected())
+      slot.assign([op](boost::asio::cancellation_type_t) {
+        // On the timer's executor: cancel() must not race with its completion.
+        boost::asio::dispatch(op->timer.get_executor(), [op] { op->timer.cancel(); });
+      });
+    op->timer.async_wait(
+        [op](boost::system::error_code ec) { post_completion(std::move(op->handler), op->timer.get_executor(), ec); });
   }
 };
 

@@ -127,7 +127,7 @@ template <typename F, typename... Ranges>
 requires map_function<F, Ranges...>
 [[nodiscard]] auto sync_map(const map_options& options, F&& f, Ranges&&... ranges)
 {
-  auto own = std::make_unique<boost::asio::io_context>();
+  auto own = std::make_unique<boost::asio::io_context>(1); // one thread runs it
   auto& ctx = *own;
   auto stream = async_map_stream(options, std::forward<F>(f), std::forward<Ranges>(ranges)...);
   return sync_results<decltype(stream)>(std::move(own), ctx, std::move(stream));

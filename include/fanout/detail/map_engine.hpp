@@ -9,6 +9,7 @@
 #include "fanout/timeout.hpp"
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/executor_traits.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -24,6 +25,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <atomic>
 
 #include <cstddef>
 #include <deque>
@@ -194,6 +198,12 @@ public:
           self->stop_locked(timed_out_error());
       });
     }
+    if constexpr (plain_calls && Delivery == map_delivery::collect) {
+      if (inline_calls_) {
+        run_inline();
+        return;
+      }
+    }
     spawn_workers();
   }
 
@@ -224,8 +234,11 @@ public:
   {
     if (error_)
       std::rethrow_exception(error_);
-    if constexpr (!std::is_void_v<result_type>)
+    if constexpr (!std::is_void_v<result_type>) {
+      if (direct_used_)
+        return std::move(direct_);
       return results_.take();
+    }
   }
 
   // Streams: the next element (signature next_signature): a value, an empty
@@ -263,7 +276,7 @@ public:
   }
 
 private:
-  using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using strand_type = boost::asio::any_io_executor; // a strand of executor_, or executor_ itself
   using stream_waiter = boost::asio::any_completion_handler<next_signature>;
 
   // One worker's place: a strand of the map's executor (shared with other
@@ -312,6 +325,66 @@ private:
     return out;
   }
 
+  // Plain calls made inline, with results collected: no worker at all. The
+  // calls run right here, one after another, on the awaiting coroutine's
+  // executor (as a single worker would, but without a coroutine frame, a lock
+  // or a result slot per item). Only this thread touches the iterators.
+  void run_inline()
+  {
+    if constexpr (!std::is_void_v<stored_type>) {
+      direct_used_ = true;
+      if constexpr ((std::ranges::sized_range<typename Views::range_type&> && ...))
+        direct_.reserve(std::apply(
+            [](auto&... v) { return std::min({static_cast<std::size_t>(std::ranges::size(v.get()))...}); }, views_));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++spawning_;
+    }
+    for (;;) {
+      if (stop_flag_.load(std::memory_order_relaxed))
+        break;
+      const bool at_end = std::apply(
+          [this](auto&... it) {
+            return std::apply([&](auto&... v) { return ((it == std::ranges::end(v.get())) || ...); }, views_);
+          },
+          iterators_);
+      if (at_end) {
+        std::lock_guard lock(mutex_);
+        exhausted_ = true;
+        break;
+      }
+      try {
+        std::tuple<map_arg_t<Views>...> args =
+            std::apply([](auto&... it) { return std::tuple<map_arg_t<Views>...>(*it...); }, iterators_);
+        std::apply([](auto&... it) { (++it, ...); }, iterators_);
+        ++pulled_;
+        if constexpr (std::is_void_v<stored_type>)
+          std::apply(function_, args);
+        else if constexpr (std::is_void_v<value_type>) {
+          std::apply(function_, args);
+          direct_.emplace_back();
+        } else
+          direct_.emplace_back(std::apply(function_, args));
+      } catch (...) {
+        if constexpr (settled)
+          direct_.emplace_back(std::current_exception());
+        else {
+          fail(std::current_exception());
+          break;
+        }
+      }
+    }
+    bool done = false;
+    {
+      std::lock_guard lock(mutex_);
+      --spawning_;
+      done = done_locked();
+    }
+    if (done)
+      finish();
+  }
+
   // Spawns workers while there is room and input: one per item, each with its
   // first item. asio::co_spawn dispatches, so a worker may run inline here
   // until its item first suspends; a worker whose items complete without
@@ -343,7 +416,9 @@ private:
         if (free_slots_.empty()) {
           // Workers share a few strands: enough for every thread of a pool to
           // run a worker, without creating a strand per worker.
-          if (strands_.size() < strand_count)
+          if (strands_.empty() && runs_serially(executor_))
+            strands_.push_back(executor_); // one thread at a time already: no strands needed
+          else if (strands_.size() < strand_count && (strands_.empty() || strands_.front() != executor_))
             strands_.push_back(boost::asio::make_strand(executor_));
           place = &slots_.emplace_back(strands_[slots_.size() % strands_.size()]);
         } else {
@@ -380,6 +455,7 @@ private:
     if (stopping_)
       return;
     stopping_ = true;
+    stop_flag_.store(true, std::memory_order_relaxed);
     for (auto& place : slots_)
       boost::asio::dispatch(place.strand, [self = this->shared_from_this(), signal = &place.signal] {
         signal->emit(boost::asio::cancellation_type::terminal);
@@ -510,7 +586,22 @@ private:
     std::optional<item> next(std::move(first));
     while (next) {
       try {
-        co_await self->run_item(*next);
+        if constexpr (is_awaitable_v<call_result>) {
+          // The common path: the item's coroutine awaited right here, in the
+          // worker's frame, without a frame of our own around it.
+          if (self->options_.item_timeout <= clock::duration::zero()) {
+            if constexpr (std::is_void_v<value_type>) {
+              co_await std::apply(self->function_, next->args);
+              store(*next);
+            } else {
+              store(*next, co_await std::apply(self->function_, next->args));
+            }
+          } else {
+            co_await self->run_item(*next);
+          }
+        } else {
+          co_await self->run_item(*next);
+        }
       } catch (...) {
         if constexpr (settled)
           store(*next, std::current_exception());
@@ -555,21 +646,11 @@ private:
       }
       co_return;
     }
-    // The common path, without an extra coroutine frame per item.
-    if constexpr (is_awaitable_v<call_result>) {
-      if constexpr (std::is_void_v<value_type>) {
-        co_await std::apply(function_, it.args);
-        store(it);
-      } else {
-        store(it, co_await std::apply(function_, it.args));
-      }
+    if constexpr (std::is_void_v<value_type>) {
+      co_await call_item(it);
+      store(it);
     } else {
-      if constexpr (std::is_void_v<value_type>) {
-        co_await call_item(it);
-        store(it);
-      } else {
-        store(it, co_await call_item(it));
-      }
+      store(it, co_await call_item(it));
     }
   }
 
@@ -604,7 +685,12 @@ private:
   std::tuple<Views...> views_;
   std::tuple<std::ranges::iterator_t<typename Views::range_type&>...> iterators_;
   std::size_t limit_ = 0;     // most workers at once; for streams, also most items pulled and not yet consumed
-  bool inline_calls_ = false; // plain calls made inline: one worker, no timeouts
+  bool inline_calls_ = false; // plain calls made inline: no workers, no timeouts
+  // Set with stopping_, for run_inline to check without the lock.
+  std::atomic<bool> stop_flag_{false};
+  // run_inline's results, in order (collect maps of plain inline calls).
+  std::conditional_t<std::is_void_v<stored_type>, no_value, std::vector<stored_type>> direct_;
+  bool direct_used_ = false;
   // Fires at options_.deadline; cancelled when the map finishes.
   std::optional<boost::asio::steady_timer> deadline_timer_;
 
