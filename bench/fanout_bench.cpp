@@ -69,16 +69,12 @@ asio::awaitable<std::string> b()
 }
 
 // loop = asyncio.get_event_loop(): the process's default event loop, made on
-// first use (before any row is timed, see run_bench) and kept until exit.
-//
-// The offloaded rows run on it because it outlives fanout's blocking pool: a
-// pool thread can still hold an offloaded call's state for a moment after the
-// call has completed, including the handler's executor (a strand on the
-// loop), and releasing it touches the loop. A function-local static made
-// before the pool is destroyed after the pool has joined its threads.
+// first use (before any row is timed, see run_bench) and kept until exit. Like
+// asyncio's loop it is run by one thread, and says so (concurrency hint 1), so
+// that fanout's maps on it need no strands of their own.
 asio::io_context& get_event_loop()
 {
-  static asio::io_context loop;
+  static asio::io_context loop{1};
   return loop;
 }
 
