@@ -171,8 +171,8 @@ task<T> spawn_task(const Executor& executor, boost::asio::awaitable<T, Awaitable
 
 /// A handle to a coroutine that fanout::spawn started (asyncio's Task).
 ///
-/// - `co_await t.async_wait()` (or `t.async_wait(token)`; `co_await
-///   std::move(t)` also works, as the handle is an asynchronous operation) completes when the coroutine has
+/// - `co_await t.async_wait()` (or `t.async_wait(token)` with any completion
+///   token) completes when the coroutine has
 ///   finished, with its value, or rethrows its exception. The value is moved
 ///   out to the first waiter; a later await of a non-void task fails with
 ///   `fanout::error::already_awaited`. Exceptions are rethrown to every waiter.
@@ -263,14 +263,6 @@ public:
     return boost::asio::async_initiate<Token, signature>(initiate_wait{}, token, state_);
   }
 
-  /// Makes the handle an asynchronous operation, so that `co_await t` works in
-  /// an `asio::awaitable` coroutine. Same as async_wait(token).
-  template <boost::asio::completion_token_for<signature> Token>
-  auto operator()(Token&& token) const
-  {
-    return async_wait(std::forward<Token>(token));
-  }
-
 private:
   struct initiate_wait
   {
@@ -319,7 +311,7 @@ private:
 ///
 /// @code
 /// auto t = fanout::spawn(ctx.get_executor(), b());
-/// std::string s = co_await t;          // in a coroutine
+/// std::string s = co_await t.async_wait(); // in a coroutine
 /// std::string s = fanout::run(ctx, t); // or from synchronous code
 /// @endcode
 template <typename T, typename Executor, typename AwaitableExecutor>
