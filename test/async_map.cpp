@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/ranges.hpp"
 
 #include <fanout/callable.hpp>
 #include <fanout/map_options.hpp>
@@ -106,7 +107,10 @@ std::string joined(const std::vector<std::string>& words)
   return out;
 }
 
-bool is_boom(const std::runtime_error& e) { return std::string(e.what()) == "boom"; }
+bool is_boom(const std::runtime_error& e)
+{
+  return std::string(e.what()) == "boom";
+}
 
 boost::system::error_code code_of(const std::exception_ptr& e)
 {
@@ -195,7 +199,7 @@ FANOUT_CO_TEST_CASE(async_map_keeps_input_order_when_later_items_finish_first)
         finish_order.push_back(i);
         co_return i * 10;
       },
-      std::views::iota(0, n));
+      fanout::test::iota(0, n));
   BOOST_TEST((results == std::vector<int>{0, 10, 20, 30, 40, 50, 60, 70}));
   BOOST_TEST((finish_order == std::vector<int>{7, 6, 5, 4, 3, 2, 1, 0}));
   FANOUT_CHECK_ELAPSED(seconds_since(start), 5ms * n);
@@ -210,7 +214,7 @@ FANOUT_CO_TEST_CASE(async_map_starts_items_in_input_order)
         co_await fanout::sleep(1ms);
         co_return i;
       },
-      std::views::iota(0, 6));
+      fanout::test::iota(0, 6));
   BOOST_TEST((start_order == std::vector<int>{0, 1, 2, 3, 4, 5}));
   BOOST_TEST((results == std::vector<int>{0, 1, 2, 3, 4, 5}));
 }
@@ -223,7 +227,7 @@ FANOUT_CO_TEST_CASE(async_map_calls_the_function_once_per_element)
         ++calls[static_cast<std::size_t>(i)];
         co_return -i;
       },
-      std::views::iota(0, 5));
+      fanout::test::iota(0, 5));
   BOOST_TEST((calls == std::vector<int>(5, 1)));
   BOOST_TEST((results == std::vector<int>{0, -1, -2, -3, -4}));
 }
@@ -250,16 +254,16 @@ FANOUT_CO_TEST_CASE(async_map_zips_three_ranges_of_different_kinds_and_the_short
   const std::list<char> marks{'!', '?', '.', ';'};
   auto results = co_await fanout::async_map(
       [](int n, const std::string& word, char mark) { return std::to_string(n) + word + mark; },
-      std::views::iota(1, 100), words, marks);
+      fanout::test::iota(1, 100), words, marks);
   BOOST_TEST((results == std::vector<std::string>{"1a!", "2b?", "3c.", "4d;"}));
 }
 
 FANOUT_CO_TEST_CASE(async_map_works_with_an_iota_view_of_prvalue_elements)
 {
-  auto squares = co_await fanout::async_map([](int i) { return i * i; }, std::views::iota(0, 5));
+  auto squares = co_await fanout::async_map([](int i) { return i * i; }, fanout::test::iota(0, 5));
   BOOST_TEST((squares == std::vector<int>{0, 1, 4, 9, 16}));
-  auto doubled = co_await fanout::async_map([](int i) -> asio::awaitable<long> { co_return 2L * i; },
-                                            std::views::iota(3, 6));
+  auto doubled =
+      co_await fanout::async_map([](int i) -> asio::awaitable<long> { co_return 2L * i; }, fanout::test::iota(3, 6));
   BOOST_TEST((doubled == std::vector<long>{6, 8, 10}));
 }
 
@@ -318,7 +322,7 @@ FANOUT_CO_TEST_CASE(async_map_passes_elements_of_forward_ranges_by_reference)
 FANOUT_CO_TEST_CASE(async_map_works_with_a_lazily_pulled_istream_view)
 {
   std::istringstream in("1 2 3 4 5");
-  auto numbers = std::views::istream<int>(in);
+  fanout::test::istream_range<int> numbers(in);
   auto results = co_await fanout::async_map(
       [](int x) -> asio::awaitable<int> {
         co_await fanout::sleep(1ms);
@@ -331,7 +335,7 @@ FANOUT_CO_TEST_CASE(async_map_works_with_a_lazily_pulled_istream_view)
 FANOUT_CO_TEST_CASE(async_map_zips_a_single_pass_range_with_a_vector)
 {
   std::istringstream in("7 8 9 10");
-  auto numbers = std::views::istream<int>(in);
+  fanout::test::istream_range<int> numbers(in);
   const std::vector<std::string> names{"seven", "eight", "nine"};
   auto results = co_await fanout::async_map(
       [](int x, const std::string& name) { return name + "=" + std::to_string(x); }, numbers, names);
@@ -359,13 +363,13 @@ FANOUT_CO_TEST_CASE(async_map_of_void_items_gives_void_after_all_side_effects)
         co_await fanout::sleep(std::chrono::milliseconds(5 * (5 - i)));
         seen[static_cast<std::size_t>(i)] = i + 1;
       },
-      std::views::iota(0, 5));
+      fanout::test::iota(0, 5));
   static_assert(std::is_same_v<decltype(mapping), asio::awaitable<void>>);
   co_await std::move(mapping);
   BOOST_TEST((seen == std::vector<int>{1, 2, 3, 4, 5}));
 
   int plain_calls = 0;
-  co_await fanout::async_map([&plain_calls](int) { ++plain_calls; }, std::views::iota(0, 4));
+  co_await fanout::async_map([&plain_calls](int) { ++plain_calls; }, fanout::test::iota(0, 4));
   BOOST_TEST(plain_calls == 4);
 }
 
@@ -383,11 +387,12 @@ FANOUT_CO_TEST_CASE(async_map_of_empty_input_completes_at_once_with_an_empty_vec
   BOOST_TEST(results.empty());
   auto plain = co_await fanout::async_map([&calls](int x) { return ++calls + x; }, none);
   BOOST_TEST(plain.empty());
-  auto limited = co_await fanout::async_map({.max_concurrency = 2}, [](int x) { return x; }, std::views::iota(0, 0));
+  auto limited = co_await fanout::async_map(
+      {.max_concurrency = 2}, [](int x) { return x; }, fanout::test::iota(0, 0));
   BOOST_TEST(limited.empty());
   co_await fanout::async_map([&calls](int) { ++calls; }, none);
   // Zipped with an empty range, a long range gives nothing either.
-  auto zipped = co_await fanout::async_map([](int x, int y) { return x + y; }, std::views::iota(0, 1000), none);
+  auto zipped = co_await fanout::async_map([](int x, int y) { return x + y; }, fanout::test::iota(0, 1000), none);
   BOOST_TEST(zipped.empty());
   BOOST_TEST(calls == 0);
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
@@ -401,7 +406,7 @@ FANOUT_CO_TEST_CASE(async_map_runs_plain_callables_inline_one_after_another)
 {
   post_tracker.most = 0;
   const auto caller = std::this_thread::get_id();
-  std::vector<std::string(*)()> tasks(5, &a);
+  std::vector<std::string (*)()> tasks(5, &a);
   std::vector<bool> on_caller;
   const auto start = fanout::clock::now();
   auto results = co_await fanout::async_map(
@@ -446,8 +451,8 @@ FANOUT_CO_TEST_CASE(async_map_of_mixed_callables_with_offload_overlaps_everythin
   post_tracker.most = 0;
   std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
   const auto start = fanout::clock::now();
-  auto results = co_await fanout::async_map({.blocking = fanout::blocking_policy::offload},
-                                            [](auto& x) { return x(); }, tasks);
+  auto results = co_await fanout::async_map(
+      {.blocking = fanout::blocking_policy::offload}, [](auto& x) { return x(); }, tasks);
   BOOST_TEST(joined(results) == "b a b a b");
   BOOST_TEST(post_tracker.most.load() == 5);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
@@ -459,13 +464,14 @@ FANOUT_CO_TEST_CASE(async_map_with_offload_runs_plain_callables_concurrently_on_
   const auto caller = std::this_thread::get_id();
   std::atomic<int> off_caller{0};
   const auto start = fanout::clock::now();
-  auto results = co_await fanout::async_map({.blocking = fanout::blocking_policy::offload},
-                                            [&](int i) {
-                                              if (std::this_thread::get_id() != caller)
-                                                ++off_caller;
-                                              return a() + std::to_string(i);
-                                            },
-                                            std::views::iota(0, 5));
+  auto results = co_await fanout::async_map(
+      {.blocking = fanout::blocking_policy::offload},
+      [&](int i) {
+        if (std::this_thread::get_id() != caller)
+          ++off_caller;
+        return a() + std::to_string(i);
+      },
+      fanout::test::iota(0, 5));
   BOOST_TEST(joined(results) == "a0 a1 a2 a3 a4");
   BOOST_TEST(off_caller.load() == 5);
   BOOST_TEST(post_tracker.most.load() == 5);
@@ -484,7 +490,7 @@ FANOUT_CO_TEST_CASE(async_map_with_max_concurrency_2_never_has_more_than_2_in_fl
         co_await fanout::sleep(unit);
         co_return i * 3;
       },
-      std::views::iota(0, 6));
+      fanout::test::iota(0, 6));
   BOOST_TEST((results == std::vector<int>{0, 3, 6, 9, 12, 15}));
   BOOST_TEST(tracker.most.load() == 2);
   BOOST_TEST(tracker.now.load() == 0);
@@ -502,7 +508,7 @@ FANOUT_CO_TEST_CASE(async_map_with_max_concurrency_keeps_order_under_uneven_dela
         co_await fanout::sleep(std::chrono::milliseconds((i * 7) % 5 * 4));
         co_return i;
       },
-      std::views::iota(0, 20));
+      fanout::test::iota(0, 20));
   std::vector<int> expected;
   for (int i = 0; i < 20; ++i)
     expected.push_back(i);
@@ -541,7 +547,7 @@ FANOUT_CO_TEST_CASE(async_map_with_max_concurrency_1_runs_coroutines_one_at_a_ti
         co_await fanout::sleep(unit);
         co_return i;
       },
-      std::views::iota(0, 3));
+      fanout::test::iota(0, 3));
   BOOST_TEST((results == std::vector<int>{0, 1, 2}));
   BOOST_TEST(tracker.most.load() == 1);
   FANOUT_CHECK_ELAPSED(seconds_since(start), 3 * unit);
@@ -557,7 +563,7 @@ FANOUT_CO_TEST_CASE(async_map_with_max_concurrency_above_the_input_size_runs_eve
         co_await fanout::sleep(unit);
         co_return i;
       },
-      std::views::iota(0, 4));
+      fanout::test::iota(0, 4));
   BOOST_TEST((results == std::vector<int>{0, 1, 2, 3}));
   BOOST_TEST(tracker.most.load() == 4);
 }
@@ -589,7 +595,7 @@ FANOUT_CO_TEST_CASE(async_map_rethrows_an_item_exception_and_cancels_the_other_i
           }
           co_return i;
         },
-        std::views::iota(0, 6));
+        fanout::test::iota(0, 6));
   } catch (const std::runtime_error& e) {
     caught = is_boom(e);
   }
@@ -614,7 +620,7 @@ FANOUT_CO_TEST_CASE(async_map_stops_pulling_inputs_after_an_item_fails)
             throw std::runtime_error("boom");
           return i;
         },
-        std::views::iota(0, 10));
+        fanout::test::iota(0, 10));
   } catch (const std::runtime_error& e) {
     caught = is_boom(e);
   }
@@ -651,7 +657,7 @@ FANOUT_CO_TEST_CASE(async_map_rethrows_only_the_first_failure)
           co_await fanout::sleep(std::chrono::milliseconds(10 * (i + 1)));
           throw std::runtime_error("failure " + std::to_string(i));
         },
-        std::views::iota(0, 3));
+        fanout::test::iota(0, 3));
   } catch (const std::runtime_error& e) {
     caught_first = std::string(e.what()) == "failure 0";
   }
@@ -661,11 +667,11 @@ FANOUT_CO_TEST_CASE(async_map_rethrows_only_the_first_failure)
 FANOUT_CO_TEST_CASE(async_map_rethrows_an_exception_from_pulling_the_input)
 {
   in_flight_tracker tracker;
-  auto input = std::views::iota(0, 6) | std::views::transform([](int i) {
-                 if (i == 3)
-                   throw std::runtime_error("boom");
-                 return i;
-               });
+  auto input = fanout::test::iota_transform(0, 6, [](int i) {
+    if (i == 3)
+      throw std::runtime_error("boom");
+    return i;
+  });
   const auto start = fanout::clock::now();
   bool caught = false;
   try {
@@ -694,22 +700,22 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_cancels_every_item)
   asio::steady_timer canceller(ex);
   emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
-  auto [e, results] = co_await asio::co_spawn(
-      ex,
-      fanout::async_map(
-          [&](int i) -> asio::awaitable<int> {
-            in_flight guard(tracker);
-            try {
-              co_await fanout::sleep(10s);
-            } catch (const boost::system::system_error& error) {
-              if (error.code() == asio::error::operation_aborted)
-                ++aborted;
-              throw;
-            }
-            co_return i;
-          },
-          std::views::iota(0, 5)),
-      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+  auto [e, results] =
+      co_await asio::co_spawn(ex,
+                              fanout::async_map(
+                                  [&](int i) -> asio::awaitable<int> {
+                                    in_flight guard(tracker);
+                                    try {
+                                      co_await fanout::sleep(10s);
+                                    } catch (const boost::system::system_error& error) {
+                                      if (error.code() == asio::error::operation_aborted)
+                                        ++aborted;
+                                      throw;
+                                    }
+                                    co_return i;
+                                  },
+                                  fanout::test::iota(0, 5)),
+                              asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
   BOOST_TEST(results.empty());
   BOOST_TEST(tracker.started.load() == 5);
@@ -726,17 +732,17 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_starts_no_more_items)
   asio::steady_timer canceller(ex);
   emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
-  auto [e, results] = co_await asio::co_spawn(
-      ex,
-      fanout::async_map(
-          {.max_concurrency = 2},
-          [&tracker](int i) -> asio::awaitable<int> {
-            in_flight guard(tracker);
-            co_await fanout::sleep(10s);
-            co_return i;
-          },
-          std::views::iota(0, 10)),
-      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+  auto [e, results] =
+      co_await asio::co_spawn(ex,
+                              fanout::async_map(
+                                  {.max_concurrency = 2},
+                                  [&tracker](int i) -> asio::awaitable<int> {
+                                    in_flight guard(tracker);
+                                    co_await fanout::sleep(10s);
+                                    co_return i;
+                                  },
+                                  fanout::test::iota(0, 10)),
+                              asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
   BOOST_TEST(tracker.started.load() == 2);
   BOOST_TEST(tracker.now.load() == 0);
@@ -751,16 +757,17 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_of_offloaded_calls_waits_f
   asio::steady_timer canceller(ex);
   emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
-  auto [e, results] = co_await asio::co_spawn(
-      ex,
-      fanout::async_map({.blocking = fanout::blocking_policy::offload},
-                        [&ran](int i) {
-                          std::this_thread::sleep_for(2 * unit);
-                          ++ran;
-                          return i;
-                        },
-                        std::views::iota(0, 3)),
-      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+  auto [e, results] =
+      co_await asio::co_spawn(ex,
+                              fanout::async_map(
+                                  {.blocking = fanout::blocking_policy::offload},
+                                  [&ran](int i) {
+                                    std::this_thread::sleep_for(2 * unit);
+                                    ++ran;
+                                    return i;
+                                  },
+                                  fanout::test::iota(0, 3)),
+                              asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
   BOOST_TEST(ran.load() == 3); // running blocking calls cannot be interrupted: they were waited for
   FANOUT_CHECK_ELAPSED(seconds_since(start), 2 * unit);
@@ -775,11 +782,11 @@ BOOST_AUTO_TEST_CASE(async_map_on_a_thread_pool_with_100000_trivial_items_gives_
 {
   constexpr int n = 100000;
   asio::thread_pool pool(4);
-  std::future<std::vector<std::int64_t>> future = asio::co_spawn(
-      pool,
-      fanout::async_map([](int i) -> asio::awaitable<std::int64_t> { co_return std::int64_t{i} * i; },
-                        std::views::iota(0, n)),
-      asio::use_future);
+  std::future<std::vector<std::int64_t>> future =
+      asio::co_spawn(pool,
+                     fanout::async_map([](int i) -> asio::awaitable<std::int64_t> { co_return std::int64_t{i} * i; },
+                                       fanout::test::iota(0, n)),
+                     asio::use_future);
   const auto results = future.get();
   pool.join();
   BOOST_TEST_REQUIRE(results.size() == static_cast<std::size_t>(n));
@@ -795,8 +802,8 @@ BOOST_AUTO_TEST_CASE(async_map_on_a_thread_pool_with_100000_plain_items_gives_ex
 {
   constexpr int n = 100000;
   asio::thread_pool pool(4);
-  std::future<std::vector<int>> future = asio::co_spawn(
-      pool, fanout::async_map([](int i) { return n - i; }, std::views::iota(0, n)), asio::use_future);
+  std::future<std::vector<int>> future =
+      asio::co_spawn(pool, fanout::async_map([](int i) { return n - i; }, fanout::test::iota(0, n)), asio::use_future);
   const auto results = future.get();
   pool.join();
   BOOST_TEST_REQUIRE(results.size() == static_cast<std::size_t>(n));
@@ -813,17 +820,17 @@ BOOST_AUTO_TEST_CASE(async_map_on_a_thread_pool_with_suspending_items_gives_exac
   constexpr int n = 10000;
   asio::thread_pool pool(4);
   in_flight_tracker tracker;
-  std::future<std::vector<int>> future = asio::co_spawn(
-      pool,
-      fanout::async_map(
-          {.max_concurrency = 8},
-          [&tracker](int i) -> asio::awaitable<int> {
-            in_flight guard(tracker);
-            co_await fanout::sleep(0ms); // suspends, resumes on any pool thread
-            co_return i + 1;
-          },
-          std::views::iota(0, n)),
-      asio::use_future);
+  std::future<std::vector<int>> future =
+      asio::co_spawn(pool,
+                     fanout::async_map(
+                         {.max_concurrency = 8},
+                         [&tracker](int i) -> asio::awaitable<int> {
+                           in_flight guard(tracker);
+                           co_await fanout::sleep(0ms); // suspends, resumes on any pool thread
+                           co_return i + 1;
+                         },
+                         fanout::test::iota(0, n)),
+                     asio::use_future);
   const auto results = future.get();
   pool.join();
   BOOST_TEST_REQUIRE(results.size() == static_cast<std::size_t>(n));
@@ -851,18 +858,17 @@ BOOST_AUTO_TEST_CASE(async_map_on_a_thread_pool_rethrows_a_failure_and_cancels_t
   for (int round = 0; round < rounds; ++round) {
     in_flight_tracker tracker;
     const auto start = fanout::clock::now();
-    std::future<std::vector<int>> future = asio::co_spawn(
-        pool,
-        fanout::async_map(
-            [&tracker](int i) -> asio::awaitable<int> {
-              in_flight guard(tracker);
-              if (i == 0)
-                throw std::runtime_error("boom");
-              co_await fanout::sleep(10s);
-              co_return i;
-            },
-            std::views::iota(0, n)),
-        asio::use_future);
+    std::future<std::vector<int>> future = asio::co_spawn(pool,
+                                                          fanout::async_map(
+                                                              [&tracker](int i) -> asio::awaitable<int> {
+                                                                in_flight guard(tracker);
+                                                                if (i == 0)
+                                                                  throw std::runtime_error("boom");
+                                                                co_await fanout::sleep(10s);
+                                                                co_return i;
+                                                              },
+                                                              fanout::test::iota(0, n)),
+                                                          asio::use_future);
     try {
       (void)future.get();
     } catch (const std::runtime_error& e) {

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/ranges.hpp"
 
 #include <fanout/async_map.hpp>
 #include <fanout/run.hpp>
@@ -71,7 +72,10 @@ std::string a()
   return "a";
 }
 
-bool is_boom(const std::runtime_error& e) { return std::string(e.what()) == "boom"; }
+bool is_boom(const std::runtime_error& e)
+{
+  return std::string(e.what()) == "boom";
+}
 
 boost::system::error_code code_of(const std::exception_ptr& e)
 {
@@ -183,7 +187,8 @@ FANOUT_CO_TEST_CASE(five_blocking_calls_via_to_thread_spawned_concurrently_overl
   const auto start = fanout::clock::now();
   std::vector<fanout::task<std::string>> tasks;
   for (int i = 0; i < 5; ++i)
-    tasks.push_back(fanout::spawn(ex, []() -> asio::awaitable<std::string> { co_return co_await fanout::to_thread(a); }()));
+    tasks.push_back(
+        fanout::spawn(ex, []() -> asio::awaitable<std::string> { co_return co_await fanout::to_thread(a); }()));
   std::string results;
   for (auto& t : tasks)
     results += co_await t.async_wait();
@@ -197,7 +202,7 @@ FANOUT_CO_TEST_CASE(five_blocking_calls_via_to_thread_in_async_map_overlap)
 {
   a_tracker.most = 0;
   const auto start = fanout::clock::now();
-  auto results = co_await fanout::async_map([](int) { return fanout::to_thread(a); }, std::views::iota(0, 5));
+  auto results = co_await fanout::async_map([](int) { return fanout::to_thread(a); }, fanout::test::iota(0, 5));
   BOOST_TEST((results == std::vector<std::string>(5, "a")));
   BOOST_TEST(a_tracker.most.load() == 5);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
@@ -223,8 +228,8 @@ FANOUT_CO_TEST_CASE(async_to_thread_with_use_awaitable_runs_on_a_user_pool)
 {
   asio::thread_pool pool(2);
   auto pool_ex = pool.get_executor();
-  const bool on_pool =
-      co_await fanout::async_to_thread(pool_ex, [pool_ex] { return pool_ex.running_in_this_thread(); }, asio::use_awaitable);
+  const bool on_pool = co_await fanout::async_to_thread(
+      pool_ex, [pool_ex] { return pool_ex.running_in_this_thread(); }, asio::use_awaitable);
   BOOST_TEST(on_pool);
   pool.join();
 }
@@ -326,10 +331,11 @@ BOOST_AUTO_TEST_CASE(async_to_thread_without_an_associated_executor_completes_on
   auto pool_ex = pool.get_executor();
   std::promise<bool> completed_on_pool;
   auto done = completed_on_pool.get_future();
-  fanout::async_to_thread(pool_ex, [] { return std::string("x"); },
-                          [&completed_on_pool, pool_ex](std::exception_ptr e, std::string v) {
-                            completed_on_pool.set_value(!e && v == "x" && pool_ex.running_in_this_thread());
-                          });
+  fanout::async_to_thread(
+      pool_ex, [] { return std::string("x"); },
+      [&completed_on_pool, pool_ex](std::exception_ptr e, std::string v) {
+        completed_on_pool.set_value(!e && v == "x" && pool_ex.running_in_this_thread());
+      });
   BOOST_TEST((done.wait_for(20s) == std::future_status::ready));
   BOOST_TEST(done.get());
   pool.join();
@@ -355,12 +361,14 @@ BOOST_AUTO_TEST_CASE(async_to_thread_delivers_the_exception_in_the_exception_ptr
 BOOST_AUTO_TEST_CASE(async_to_thread_with_use_future_gives_the_value, *boost::unit_test::timeout(60))
 {
   asio::thread_pool pool(2);
-  std::future<int> f = fanout::async_to_thread(pool.get_executor(), [] { return 5; }, asio::use_future);
+  std::future<int> f = fanout::async_to_thread(
+      pool.get_executor(), [] { return 5; }, asio::use_future);
   BOOST_TEST(f.get() == 5);
-  std::future<void> v = fanout::async_to_thread(pool.get_executor(), [] {}, asio::use_future);
+  std::future<void> v = fanout::async_to_thread(
+      pool.get_executor(), [] {}, asio::use_future);
   BOOST_CHECK_NO_THROW(v.get());
-  std::future<int> fails =
-      fanout::async_to_thread(pool.get_executor(), []() -> int { throw std::runtime_error("boom"); }, asio::use_future);
+  std::future<int> fails = fanout::async_to_thread(
+      pool.get_executor(), []() -> int { throw std::runtime_error("boom"); }, asio::use_future);
   BOOST_CHECK_EXCEPTION(fails.get(), std::runtime_error, is_boom);
   pool.join();
 }
@@ -372,10 +380,9 @@ BOOST_AUTO_TEST_CASE(async_to_thread_on_a_user_pool_runs_on_that_pool, *boost::u
   auto pool_ex = pool.get_executor();
   std::vector<bool> on_pool;
   for (int i = 0; i < 4; ++i)
-    fanout::async_to_thread(pool_ex, [pool_ex] { return pool_ex.running_in_this_thread(); },
-                            asio::bind_executor(ctx, [&on_pool](std::exception_ptr e, bool v) {
-                              on_pool.push_back(!e && v);
-                            }));
+    fanout::async_to_thread(
+        pool_ex, [pool_ex] { return pool_ex.running_in_this_thread(); },
+        asio::bind_executor(ctx, [&on_pool](std::exception_ptr e, bool v) { on_pool.push_back(!e && v); }));
   ctx.run();
   pool.join();
   BOOST_TEST((on_pool == std::vector<bool>(4, true)));
@@ -410,16 +417,17 @@ BOOST_AUTO_TEST_CASE(a_cancelled_queued_call_never_starts_and_its_wait_ends_with
   int second_calls = 0;
   int second_value = -1;
   std::exception_ptr second_error;
-  fanout::async_to_thread(pool.get_executor(),
-                          [&second_ran] {
-                            second_ran = true;
-                            return 2;
-                          },
-                          asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, int v) {
-                                                         ++second_calls;
-                                                         second_error = e;
-                                                         second_value = v;
-                                                       })));
+  fanout::async_to_thread(
+      pool.get_executor(),
+      [&second_ran] {
+        second_ran = true;
+        return 2;
+      },
+      asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, int v) {
+                                     ++second_calls;
+                                     second_error = e;
+                                     second_value = v;
+                                   })));
   // Cancel the queued wait from the handler's executor, then let the pool go.
   asio::post(ctx, [&] {
     signal.emit(asio::cancellation_type::terminal);
@@ -446,17 +454,18 @@ BOOST_AUTO_TEST_CASE(cancelling_a_running_call_waits_for_it_and_gives_its_result
   int value = 0;
   std::exception_ptr error;
   const auto start = fanout::clock::now();
-  fanout::async_to_thread(pool.get_executor(),
-                          [&started] {
-                            started = true;
-                            std::this_thread::sleep_for(2 * unit);
-                            return 9;
-                          },
-                          asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, int v) {
-                                                         ++calls;
-                                                         error = e;
-                                                         value = v;
-                                                       })));
+  fanout::async_to_thread(
+      pool.get_executor(),
+      [&started] {
+        started = true;
+        std::this_thread::sleep_for(2 * unit);
+        return 9;
+      },
+      asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, [&](std::exception_ptr e, int v) {
+                                     ++calls;
+                                     error = e;
+                                     value = v;
+                                   })));
   BOOST_TEST_REQUIRE(wait_for_flag(started));
   asio::post(ctx, [&signal] { signal.emit(asio::cancellation_type::terminal); });
   ctx.run();
