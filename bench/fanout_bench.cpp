@@ -347,8 +347,8 @@ std::vector<row> all_rows()
                   repeat("a", 5), true});
   rows.push_back({"10,000 concurrent sleeps", 1, std::nullopt, ten_thousand_sleeps, repeat("b", 10'000)});
   rows.push_back({"20 sleeps, at most 5 in flight", 4, std::nullopt, twenty_sleeps_five_in_flight, repeat("b", 20)});
-  rows.push_back({"Streaming: the first of 5 results (1 to 5 units) in hand", 1, std::nullopt, first_of_a_stream,
-                  repeat("b", 1)});
+  rows.push_back(
+      {"Streaming: the first of 5 results (1 to 5 units) in hand", 1, std::nullopt, first_of_a_stream, repeat("b", 1)});
   return rows;
 }
 

@@ -52,8 +52,8 @@ constexpr auto latency = 100ms;
 double quote_of(const std::string& symbol)
 {
   static const std::map<std::string, double, std::less<>> quotes{
-      {"ACME", 12.5},      {"GLOBEX", 47.25}, {"HOOLI", 310.0},   {"INITECH", 3.75},
-      {"UMBRELLA", 88.0},  {"WAYNE", 152.5},  {"STARK", 260.125}, {"CYBERDYNE", 19.0},
+      {"ACME", 12.5},     {"GLOBEX", 47.25}, {"HOOLI", 310.0},   {"INITECH", 3.75},
+      {"UMBRELLA", 88.0}, {"WAYNE", 152.5},  {"STARK", 260.125}, {"CYBERDYNE", 19.0},
   };
   const auto it = quotes.find(symbol);
   if (it == quotes.end())
@@ -115,10 +115,10 @@ public:
   template <typename CompletionToken>
   auto async_lookup_all_blocking(std::vector<std::string> symbols, std::size_t at_once, CompletionToken&& token)
   {
-    return fanout::async_map(ctx_.get_executor(),
-                             fanout::map_options{.max_concurrency = at_once,
-                                                 .blocking = fanout::blocking_policy::offload},
-                             fetch_price_blocking, std::move(symbols), std::forward<CompletionToken>(token));
+    return fanout::async_map(
+        ctx_.get_executor(),
+        fanout::map_options{.max_concurrency = at_once, .blocking = fanout::blocking_policy::offload},
+        fetch_price_blocking, std::move(symbols), std::forward<CompletionToken>(token));
   }
 
 private:

@@ -145,8 +145,7 @@ BOOST_AUTO_TEST_CASE(a_coroutine_callable_passes_its_arguments_to_the_coroutine,
   BOOST_TEST(fanout::run(call.take_coroutine()) == 5);
 }
 
-BOOST_AUTO_TEST_CASE(a_blocking_callable_may_return_a_type_that_converts_to_the_result,
-                     *boost::unit_test::timeout(60))
+BOOST_AUTO_TEST_CASE(a_blocking_callable_may_return_a_type_that_converts_to_the_result, *boost::unit_test::timeout(60))
 {
   fanout::callable<std::string()> c = [] { return "converted"; };
   BOOST_TEST(!c.is_coroutine());

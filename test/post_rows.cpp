@@ -280,8 +280,8 @@ BOOST_AUTO_TEST_CASE(row_7_mixin_it_up_with_blocking_calls_offloaded_takes_one_u
       elapsed = d;
     });
     std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
-    retvals = fanout::run(
-        fanout::async_map(fanout::map_options{.blocking = fanout::blocking_policy::offload}, apply, tasks));
+    retvals =
+        fanout::run(fanout::async_map(fanout::map_options{.blocking = fanout::blocking_policy::offload}, apply, tasks));
   }
   BOOST_TEST(label == "Mixin' it up, offloaded");
   BOOST_TEST(joined(retvals) == "b a b a b");

@@ -26,7 +26,10 @@ using fanout::test::unit;
 
 namespace {
 
-asio::awaitable<int> forty_two() { co_return 42; }
+asio::awaitable<int> forty_two()
+{
+  co_return 42;
+}
 
 // The post's b(): sleeps one unit without blocking, returns "b".
 asio::awaitable<std::string> b()
@@ -54,7 +57,10 @@ asio::awaitable<int> spawns_a_leftover(std::shared_ptr<int> alive, bool& finishe
   co_return 5;
 }
 
-bool is_boom(const std::runtime_error& e) { return std::string(e.what()) == "boom"; }
+bool is_boom(const std::runtime_error& e)
+{
+  return std::string(e.what()) == "boom";
+}
 
 } // namespace
 

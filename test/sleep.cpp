@@ -59,7 +59,10 @@ boost::system::error_code code_of(const std::exception_ptr& e)
   }
 }
 
-asio::awaitable<void> long_sleep() { co_await fanout::sleep(10s); }
+asio::awaitable<void> long_sleep()
+{
+  co_await fanout::sleep(10s);
+}
 
 } // namespace
 
@@ -393,8 +396,8 @@ FANOUT_CO_TEST_CASE(async_sleep_with_use_awaitable_suspends_the_coroutine)
 BOOST_AUTO_TEST_CASE(async_sleep_ends_early_with_operation_aborted_when_cancelled_through_its_slot,
                      *boost::unit_test::timeout(60))
 {
-  for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial,
-                    asio::cancellation_type::total}) {
+  for (auto type :
+       {asio::cancellation_type::terminal, asio::cancellation_type::partial, asio::cancellation_type::total}) {
     asio::io_context ctx;
     asio::cancellation_signal signal;
     asio::steady_timer canceller(ctx);

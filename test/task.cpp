@@ -73,9 +73,15 @@ asio::awaitable<int> throws_after(fanout::clock::duration delay)
   throw std::runtime_error("boom");
 }
 
-bool is_boom(const std::runtime_error& e) { return std::string(e.what()) == "boom"; }
+bool is_boom(const std::runtime_error& e)
+{
+  return std::string(e.what()) == "boom";
+}
 
-bool is_aborted(const boost::system::system_error& e) { return e.code() == asio::error::operation_aborted; }
+bool is_aborted(const boost::system::system_error& e)
+{
+  return e.code() == asio::error::operation_aborted;
+}
 
 boost::system::error_code code_of(const std::exception_ptr& e)
 {
@@ -223,12 +229,10 @@ FANOUT_CO_TEST_CASE(waiters_parked_before_completion_get_the_value_once_and_alre
 {
   auto ex = co_await asio::this_coro::executor;
   auto t = fanout::spawn(ex, value_after(unit, 8));
-  auto first = fanout::spawn(ex, [](fanout::task<int> waited) -> asio::awaitable<int> {
-    co_return co_await waited.async_wait();
-  }(t));
-  auto second = fanout::spawn(ex, [](fanout::task<int> waited) -> asio::awaitable<int> {
-    co_return co_await waited.async_wait();
-  }(t));
+  auto first = fanout::spawn(
+      ex, [](fanout::task<int> waited) -> asio::awaitable<int> { co_return co_await waited.async_wait(); }(t));
+  auto second = fanout::spawn(
+      ex, [](fanout::task<int> waited) -> asio::awaitable<int> { co_return co_await waited.async_wait(); }(t));
   int values = 0;
   int already_awaited = 0;
   for (auto* waiter : {&first, &second}) {
@@ -295,8 +299,9 @@ FANOUT_CO_TEST_CASE(copies_of_a_handle_refer_to_the_same_task)
   const fanout::task<int> copy = t;
   BOOST_TEST(co_await copy.async_wait() == 6);
   BOOST_TEST(t.done());
-  BOOST_CHECK_EXCEPTION(co_await t.async_wait(), boost::system::system_error,
-                        [](const boost::system::system_error& e) { return e.code() == fanout::error::already_awaited; });
+  BOOST_CHECK_EXCEPTION(co_await t.async_wait(), boost::system::system_error, [](const boost::system::system_error& e) {
+    return e.code() == fanout::error::already_awaited;
+  });
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -509,7 +514,7 @@ FANOUT_CO_TEST_CASE(tasks_on_a_thread_pool_run_there_and_their_values_reach_the_
   const auto caller = std::this_thread::get_id();
   auto body = [](int i, asio::thread_pool::executor_type pool_ex) -> asio::awaitable<int> {
     co_await fanout::sleep(unit);
-    co_return pool_ex.running_in_this_thread() ? i * i : -1;
+    co_return pool_ex.running_in_this_thread() ? i* i : -1;
   };
   const auto start = fanout::clock::now();
   std::vector<fanout::task<int>> tasks;

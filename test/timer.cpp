@@ -236,9 +236,8 @@ FANOUT_CO_TEST_CASE(timer_measures_time_across_coroutine_suspension)
   double sunk = -1.0;
   {
     fanout::timer printed("awaiting", out);
-    fanout::timer recorded("awaiting", [&sunk](std::string_view, std::chrono::duration<double> d) {
-      sunk = d.count();
-    });
+    fanout::timer recorded("awaiting",
+                           [&sunk](std::string_view, std::chrono::duration<double> d) { sunk = d.count(); });
     co_await fanout::sleep(unit);
   }
   const auto lines = lines_of(out.str());

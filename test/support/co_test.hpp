@@ -26,19 +26,22 @@ inline double seconds_since(std::chrono::steady_clock::time_point start)
 
 /// Asserts that @p seconds lies in [expected, expected * 1.0 + slack]: never
 /// early, and late by at most a generous slack for shared, noisy machines.
-#define FANOUT_CHECK_ELAPSED(seconds, expected)                                                                       \
-  do {                                                                                                                \
-    const double fanout_elapsed_ = (seconds);                                                                         \
-    const double fanout_expected_ = std::chrono::duration<double>(expected).count();                                  \
-    BOOST_TEST(fanout_elapsed_ >= fanout_expected_ * 0.98);                                                           \
-    BOOST_TEST(fanout_elapsed_ <= fanout_expected_ * 1.5 + 0.25);                                                     \
+#define FANOUT_CHECK_ELAPSED(seconds, expected)                                                                        \
+  do {                                                                                                                 \
+    const double fanout_elapsed_ = (seconds);                                                                          \
+    const double fanout_expected_ = std::chrono::duration<double>(expected).count();                                   \
+    BOOST_TEST(fanout_elapsed_ >= fanout_expected_ * 0.98);                                                            \
+    BOOST_TEST(fanout_elapsed_ <= fanout_expected_ * 1.5 + 0.25);                                                      \
   } while (false)
 
 } // namespace fanout::test
 
 /// Declares a Boost.Test case whose body is a coroutine, run to completion on
 /// a fresh io_context (with a 60 s guard against hangs).
-#define FANOUT_CO_TEST_CASE(name)                                                                                     \
-  static boost::asio::awaitable<void> name##_coroutine();                                                             \
-  BOOST_AUTO_TEST_CASE(name, *boost::unit_test::timeout(60)) { fanout::run(name##_coroutine()); }                     \
+#define FANOUT_CO_TEST_CASE(name)                                                                                      \
+  static boost::asio::awaitable<void> name##_coroutine();                                                              \
+  BOOST_AUTO_TEST_CASE(name, *boost::unit_test::timeout(60))                                                           \
+  {                                                                                                                    \
+    fanout::run(name##_coroutine());                                                                                   \
+  }                                                                                                                    \
   static boost::asio::awaitable<void> name##_coroutine()
