@@ -43,8 +43,8 @@ boost::asio::awaitable<void> call_every_body(F f, clock::time_point first, clock
     co_await sleep_until(due);
     co_await invoke_scheduled(f);
     const auto now = clock::now();
-    if (now >= due + period) // overran: skip the ticks already missed, no burst
-      due += ((now - due) / period - 1) * period;
+    if (now >= due + period)                  // overran: skip the ticks already missed, no burst
+      due += ((now - due) / period) * period; // the loop then steps to the next tick after now
   }
 }
 

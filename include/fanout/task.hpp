@@ -267,7 +267,8 @@ private:
   struct initiate_wait
   {
     template <typename Handler>
-    void operator()(Handler&& handler, const std::shared_ptr<detail::task_state<T>>& state) const
+    void operator()(Handler&& handler, std::shared_ptr<detail::task_state<T>> state) const // by value: the
+    // completion posted below may end the awaiting frame that holds the caller's copy before we unlock
     {
       if (!state) {
         auto ex = boost::asio::get_associated_executor(handler);
