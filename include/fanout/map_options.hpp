@@ -30,7 +30,8 @@ struct map_options
 
   /// Time limit for each item; zero (the default) means none. An item still
   /// running when it expires is cancelled, waited for, and fails with
-  /// `fanout::error::timed_out` (async_map: that failure stops the map, as any
+  /// `fanout::error::timed_out` even if it then returns a value (async_map:
+  /// that failure stops the map, as any
   /// other; async_map_settled: it is that item's outcome). Applies to
   /// coroutine items and offloaded calls (a queued call never starts; a
   /// running one cannot be interrupted and is waited for); plain calls run

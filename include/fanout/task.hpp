@@ -4,6 +4,7 @@
 #include "fanout/error.hpp"
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/executor_traits.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -12,10 +13,12 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/is_executor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -45,13 +48,19 @@ struct task_signature<void>
 
 // The part of a task's state that does not depend on its value type: what a
 // task_group needs to cancel a child and to know when it has finished.
-struct task_state_base
+struct task_state_base : std::enable_shared_from_this<task_state_base>
 {
-  explicit task_state_base(boost::asio::any_io_executor ex) : executor(std::move(ex)) {}
+  task_state_base(boost::asio::any_io_executor ex, boost::asio::any_io_executor run_on)
+      : executor(std::move(ex)), run_executor(std::move(run_on))
+  {}
 
-  // The executor the task's coroutine runs on; also the executor that
-  // completes waiters whose handlers have none of their own.
-  boost::asio::any_io_executor executor;
+  // The executor the task was spawned on; also the executor that completes
+  // waiters whose handlers have none of their own.
+  const boost::asio::any_io_executor executor;
+  // Where the coroutine runs: `executor` itself when it runs one thing at a
+  // time, else a strand of it. Cancellation is emitted there, never beside
+  // the running coroutine.
+  const boost::asio::any_io_executor run_executor;
 
   // Guards every member below (and the derived state's). Never held while a
   // waiter runs.
@@ -69,13 +78,21 @@ struct task_state_base
   // Bound to the spawned coroutine's cancellation slot.
   boost::asio::cancellation_signal signal;
 
+  // Emits terminal cancellation once, on run_executor (inline when called
+  // there already, as from the task's own strand or a serial io_context).
   void request_cancel()
   {
-    std::lock_guard lock(mutex);
-    if (done || cancel_requested)
-      return;
-    cancel_requested = true;
-    signal.emit(boost::asio::cancellation_type::terminal);
+    {
+      std::lock_guard lock(mutex);
+      if (done || cancel_requested)
+        return;
+      cancel_requested = true;
+    }
+    boost::asio::dispatch(run_executor, [self = shared_from_this()] {
+      std::lock_guard lock(self->mutex);
+      if (!self->done)
+        self->signal.emit(boost::asio::cancellation_type::terminal);
+    });
   }
 
   bool is_done()
@@ -150,21 +167,36 @@ class task;
 
 namespace detail {
 
-// Starts @p body on @p executor as a task; @p on_finish(exception) runs after
-// the task's outcome is stored, in the co_spawn completion handler.
-template <typename T, typename Executor, typename AwaitableExecutor, typename OnFinish>
-task<T> spawn_task(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
+// Starts @p body as a task on @p run_on (@p executor or a strand of it).
+template <typename T, typename Executor, typename RunExecutor, typename AwaitableExecutor, typename OnFinish>
+task<T> start_task(const Executor& executor, const RunExecutor& run_on,
+                   boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
 {
-  auto state = std::make_shared<task_state<T>>(executor);
+  auto state = std::make_shared<task_state<T>>(executor, run_on);
   auto& signal = state->signal;
   auto body_coro = task_body<T, AwaitableExecutor>(state, std::move(body));
-  boost::asio::co_spawn(executor, std::move(body_coro),
+  boost::asio::co_spawn(run_on, std::move(body_coro),
                         boost::asio::bind_cancellation_slot(
                             signal.slot(), [state, on_finish = std::move(on_finish)](std::exception_ptr e) mutable {
                               state->finish(e);
                               on_finish(e);
                             }));
   return task<T>(std::move(state));
+}
+
+// Starts @p body on @p executor as a task; @p on_finish(exception) runs after
+// the task's outcome is stored, in the co_spawn completion handler. The task
+// runs on @p executor if that runs one thing at a time, else on a new strand
+// of it (when the coroutine's executor type can hold one; otherwise on
+// @p executor, and cancel() must come from the thread running it).
+template <typename T, typename Executor, typename AwaitableExecutor, typename OnFinish>
+task<T> spawn_task(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
+{
+  if constexpr (std::is_convertible_v<boost::asio::strand<Executor>, AwaitableExecutor>) {
+    if (!runs_serially(boost::asio::any_io_executor(executor)))
+      return start_task(executor, boost::asio::make_strand(executor), std::move(body), std::move(on_finish));
+  }
+  return start_task(executor, executor, std::move(body), std::move(on_finish));
 }
 
 } // namespace detail
@@ -239,7 +271,8 @@ public:
   /// The shared state (for fanout's own use).
   [[nodiscard]] const std::shared_ptr<detail::task_state<T>>& state() const noexcept { return state_; }
 
-  /// The executor the coroutine runs on.
+  /// The executor the task was spawned on (the coroutine runs on it, or on a
+  /// strand of it: see fanout::spawn).
   [[nodiscard]] boost::asio::any_io_executor get_executor() const
   {
     if (!state_)
@@ -308,7 +341,11 @@ private:
 /// @param body the coroutine to run.
 ///
 /// @par Thread safety
-/// May be called from any thread.
+/// May be called from any thread. On an executor that may run several
+/// handlers at once (a `thread_pool`, an `io_context` run by several threads)
+/// the coroutine runs on a new strand of @p executor, so that `cancel()` from
+/// any thread reaches it without a data race; on an `io_context` constructed
+/// with concurrency hint 1, or a strand, it runs on @p executor itself.
 ///
 /// @code
 /// auto t = fanout::spawn(ctx.get_executor(), b());

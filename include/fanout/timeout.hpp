@@ -64,8 +64,8 @@ inline std::exception_ptr timed_out_error()
 template <typename T, typename Handler, typename Strand>
 struct deadline_state
 {
-  deadline_state(Handler h, Strand s, clock::time_point deadline)
-      : handler(std::move(h)), strand(std::move(s)), timer(strand, deadline)
+  deadline_state(Handler h, Strand s, clock::time_point deadline, bool fail_late_values)
+      : handler(std::move(h)), strand(std::move(s)), timer(strand, deadline), strict(fail_late_values)
   {}
 
   Handler handler;
@@ -77,12 +77,13 @@ struct deadline_state
   bool child_done = false;
   bool timer_done = false;
   bool expired = false; // the deadline passed while the child still ran
+  bool strict;          // expiry fails the operation even if the child still returned
 
   void maybe_complete()
   {
     if (!child_done || !timer_done)
       return;
-    if (error && expired && is_operation_aborted(error))
+    if (expired && (strict || (error && is_operation_aborted(error))))
       error = timed_out_error();
     if constexpr (std::is_void_v<T>)
       post_completion(std::move(handler), strand, error);
@@ -101,8 +102,13 @@ boost::asio::awaitable<void, Executor> run_child(std::conditional_t<std::is_void
     out->emplace(co_await std::move(op));
 }
 
+// strict: a deadline that passed while the operation ran fails it with
+// timed_out even if the operation still returned a value (async_map's
+// item_timeout); otherwise such a late value is delivered.
 struct initiate_with_deadline
 {
+  bool strict = false;
+
   template <typename Handler, typename Executor, typename T, typename AwaitableExecutor>
   void operator()(Handler&& handler, const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> op,
                   clock::time_point deadline) const
@@ -117,7 +123,7 @@ struct initiate_with_deadline
     }
     auto strand = boost::asio::make_strand(executor);
     using state_type = deadline_state<T, std::decay_t<Handler>, decltype(strand)>;
-    auto state = std::make_shared<state_type>(std::forward<Handler>(handler), strand, deadline);
+    auto state = std::make_shared<state_type>(std::forward<Handler>(handler), strand, deadline, strict);
 
     auto slot = boost::asio::get_associated_cancellation_slot(state->handler);
     if (slot.is_connected()) {
@@ -148,6 +154,18 @@ struct initiate_with_deadline
         }));
   }
 };
+
+// with_deadline, strict: a deadline that passes while @p op runs fails it with
+// timed_out whatever @p op then returns.
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> with_strict_deadline(boost::asio::awaitable<T, Executor> op,
+                                                         clock::time_point deadline)
+{
+  boost::asio::use_awaitable_t<Executor> token;
+  co_return co_await boost::asio::async_initiate<boost::asio::use_awaitable_t<Executor>,
+                                                 typename deadline_signature<T>::type>(
+      initiate_with_deadline{true}, token, co_await boost::asio::this_coro::executor, std::move(op), deadline);
+}
 
 } // namespace detail
 

@@ -296,8 +296,10 @@ private:
     std::tuple<map_arg_t<Views>...> args;
     std::size_t index = 0;
     typename results_type::slot_type slot = nullptr;
-    // As-completed maps: the result, until it is queued for the consumer.
-    std::conditional_t<as_completed, std::optional<storable_type>, no_value> own{};
+    // Streams: the result, until it is published under the lock (queued for
+    // an as-completed consumer, or moved into its slot for an ordered one,
+    // whose reader checks slots under the lock too).
+    std::conditional_t<streaming, std::optional<storable_type>, no_value> own{};
   };
 
   bool can_pull_locked() const { return !stopping_ && !exhausted_ && (!streaming || pulled_ - consumed_ < limit_); }
@@ -608,14 +610,16 @@ private:
         else
           self->fail(std::current_exception());
       }
-      if constexpr (as_completed) {
+      if constexpr (streaming) {
         if (next->own) {
           std::lock_guard lock(self->mutex_);
-          self->ready_.emplace_back(next->index, std::move(*next->own));
+          if constexpr (as_completed)
+            self->ready_.emplace_back(next->index, std::move(*next->own));
+          else if constexpr (!std::is_void_v<stored_type>)
+            next->slot->emplace(std::move(*next->own));
         }
-      }
-      if constexpr (streaming)
         self->notify();
+      }
       next.reset();
       std::lock_guard lock(self->mutex_);
       if (self->can_pull_locked())
@@ -628,7 +632,7 @@ private:
   template <typename... V>
   static void store(item& it, V&&... value)
   {
-    if constexpr (as_completed)
+    if constexpr (streaming)
       it.own.emplace(std::forward<V>(value)...);
     else if constexpr (!std::is_void_v<stored_type>)
       it.slot->emplace(std::forward<V>(value)...);
@@ -639,10 +643,10 @@ private:
   {
     if (options_.item_timeout > clock::duration::zero() && !inline_calls_) {
       if constexpr (std::is_void_v<value_type>) {
-        co_await with_deadline(call_item(it), clock::now() + options_.item_timeout);
+        co_await with_strict_deadline(call_item(it), clock::now() + options_.item_timeout);
         store(it);
       } else {
-        store(it, co_await with_deadline(call_item(it), clock::now() + options_.item_timeout));
+        store(it, co_await with_strict_deadline(call_item(it), clock::now() + options_.item_timeout));
       }
       co_return;
     }

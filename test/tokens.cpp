@@ -1,0 +1,781 @@
+#define BOOST_TEST_MODULE fanout_tokens
+#include <fanout/async_map.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include "support/co_test.hpp"
+
+#include <fanout/error.hpp>
+#include <fanout/outcome.hpp>
+#include <fanout/run.hpp>
+#include <fanout/sleep.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using fanout::test::seconds_since;
+using fanout::test::unit;
+
+namespace {
+
+// Counts items in flight (from any thread) and how they ended.
+struct tracker
+{
+  std::atomic<int> now{0};
+  std::atomic<int> most{0};
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> aborted{0};
+
+  void enter()
+  {
+    ++started;
+    const int current = ++now;
+    int seen = most.load();
+    while (current > seen && !most.compare_exchange_weak(seen, current)) {
+    }
+  }
+};
+
+class in_flight
+{
+public:
+  explicit in_flight(tracker& t) : tracker_(t) { tracker_.enter(); }
+  in_flight(const in_flight&) = delete;
+  in_flight& operator=(const in_flight&) = delete;
+  ~in_flight() { --tracker_.now; }
+
+private:
+  tracker& tracker_;
+};
+
+asio::awaitable<int> tracked_value(tracker& t, fanout::clock::duration delay, int value)
+{
+  in_flight guard(t);
+  try {
+    co_await fanout::sleep(delay);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted)
+      ++t.aborted;
+    throw;
+  }
+  ++t.finished;
+  co_return value;
+}
+
+asio::awaitable<void> tracked_void(tracker& t, fanout::clock::duration delay)
+{
+  (void)co_await tracked_value(t, delay, 0);
+}
+
+asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay)
+{
+  in_flight guard(t);
+  co_await fanout::sleep(delay);
+  throw std::runtime_error("boom");
+}
+
+boost::system::error_code code_of(const std::exception_ptr& e)
+{
+  if (!e)
+    return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code();
+  } catch (...) {
+    return asio::error::fault;
+  }
+}
+
+std::string message_of(const std::exception_ptr& e)
+{
+  if (!e)
+    return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  } catch (...) {
+    return "?";
+  }
+}
+
+void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay,
+                asio::cancellation_type type)
+{
+  timer.expires_after(delay);
+  timer.async_wait([&signal, type](boost::system::error_code ec) {
+    if (!ec)
+      signal.emit(type);
+  });
+}
+
+std::vector<int> iota_vector(int n)
+{
+  std::vector<int> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back(i);
+  return out;
+}
+
+constexpr asio::cancellation_type all_types[] = {asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                                                 asio::cancellation_type::total};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(async_map_callback)
+
+BOOST_AUTO_TEST_CASE(a_callback_gets_null_and_the_results_on_the_io_context_thread_never_inside_the_call,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(5);
+  bool returned = false;
+  int calls = 0;
+  bool returned_before_handler = false;
+  std::exception_ptr error = std::make_exception_ptr(std::logic_error("not called"));
+  std::vector<int> results;
+  std::thread::id handler_thread;
+  const auto start = fanout::clock::now();
+  fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return tracked_value(t, unit, x * 2); }, xs,
+      [&](std::exception_ptr e, std::vector<int> r) {
+        ++calls;
+        returned_before_handler = returned;
+        error = e;
+        results = std::move(r);
+        handler_thread = std::this_thread::get_id();
+      });
+  returned = true;
+  std::thread runner([&ctx] { ctx.run(); });
+  const auto runner_id = runner.get_id();
+  runner.join();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(returned_before_handler);
+  BOOST_TEST(!error);
+  BOOST_TEST((results == std::vector<int>{0, 2, 4, 6, 8}));
+  BOOST_TEST((handler_thread == runner_id));
+  BOOST_TEST(t.most.load() == 5);
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_is_never_called_inside_the_call_even_from_the_io_context_thread_with_instant_items,
+                     *boost::unit_test::timeout(60))
+{
+  // Called from a handler on the io_context, where a dispatch would run
+  // inline, with items that complete without suspending.
+  asio::io_context ctx;
+  const auto xs = iota_vector(3);
+  bool returned = false;
+  int calls = 0;
+  bool returned_before_handler = false;
+  std::vector<int> results;
+  asio::post(ctx, [&] {
+    fanout::async_map(
+        ctx.get_executor(), [](int x) { return x + 1; }, xs,
+        [&](std::exception_ptr, std::vector<int> r) {
+          ++calls;
+          returned_before_handler = returned;
+          results = std::move(r);
+        });
+    returned = true;
+  });
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(returned_before_handler);
+  BOOST_TEST((results == std::vector<int>{1, 2, 3}));
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_item_is_delivered_as_the_exception_pointer_with_empty_results,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(4);
+  int calls = 0;
+  std::exception_ptr error;
+  std::vector<int> results{-1};
+  const auto start = fanout::clock::now();
+  fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return x == 2 ? throws_after(t, unit) : tracked_value(t, 10s, x); }, xs,
+      [&](std::exception_ptr e, std::vector<int> r) {
+        ++calls;
+        error = e;
+        results = std::move(r);
+      });
+  ctx.run();
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(message_of(error) == "boom");
+  BOOST_TEST(results.empty());
+  BOOST_TEST(t.now.load() == 0);
+  BOOST_TEST(t.aborted.load() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(void_items_complete_a_callback_taking_only_the_exception_pointer, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(4);
+  int calls = 0;
+  std::exception_ptr error = std::make_exception_ptr(std::logic_error("not called"));
+  fanout::async_map(
+      ctx.get_executor(), [&t](int) { return tracked_void(t, 1ms); }, xs,
+      [&](std::exception_ptr e) {
+        ++calls;
+        error = e;
+      });
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(!error);
+  BOOST_TEST(t.finished.load() == 4);
+
+  // A failing void item.
+  ctx.restart();
+  fanout::async_map(
+      ctx.get_executor(),
+      [](int x) {
+        if (x == 3)
+          throw std::runtime_error("void boom");
+      },
+      xs,
+      [&](std::exception_ptr e) {
+        ++calls;
+        error = e;
+      });
+  ctx.run();
+  BOOST_TEST(calls == 2);
+  BOOST_TEST(message_of(error) == "void boom");
+}
+
+BOOST_AUTO_TEST_CASE(the_token_form_takes_options_and_several_ranges, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const std::vector<int> xs{1, 2, 3, 4, 5, 6};
+  const std::vector<int> ys{10, 20, 30, 40, 50}; // the shorter range decides
+  std::vector<int> results;
+  const auto start = fanout::clock::now();
+  fanout::async_map(
+      ctx.get_executor(), fanout::map_options{.max_concurrency = 2},
+      [&t](int x, int y) { return tracked_value(t, unit, x + y); }, xs, ys,
+      [&](std::exception_ptr e, std::vector<int> r) {
+        if (!e)
+          results = std::move(r);
+      });
+  ctx.run();
+  BOOST_TEST((results == std::vector<int>{11, 22, 33, 44, 55}));
+  BOOST_TEST(t.most.load() == 2);
+  FANOUT_CHECK_ELAPSED(seconds_since(start), 3 * unit);
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_bound_to_a_strand_runs_on_that_strand, *boost::unit_test::timeout(60))
+{
+  asio::thread_pool pool(4);
+  auto strand = asio::make_strand(pool);
+  tracker t;
+  const auto xs = iota_vector(20);
+  std::promise<void> done;
+  std::atomic<bool> on_strand{false};
+  std::vector<int> results;
+  fanout::async_map(
+      pool.get_executor(), [&t](int x) { return tracked_value(t, 1ms, x); }, xs,
+      asio::bind_executor(strand, [&](std::exception_ptr e, std::vector<int> r) {
+        on_strand = strand.running_in_this_thread();
+        if (!e)
+          results = std::move(r);
+        done.set_value();
+      }));
+  BOOST_TEST_REQUIRE((done.get_future().wait_for(30s) == std::future_status::ready));
+  BOOST_TEST(on_strand.load());
+  BOOST_TEST(results == xs);
+  pool.join();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_map_other_tokens)
+
+BOOST_AUTO_TEST_CASE(use_future_gives_the_results_when_the_io_context_runs_on_a_thread, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  auto guard = asio::make_work_guard(ctx);
+  std::thread runner([&ctx] { ctx.run(); });
+  tracker t;
+  const auto xs = iota_vector(6);
+  const auto start = fanout::clock::now();
+  // Called from this thread while the io_context runs on another.
+  std::future<std::vector<int>> results = fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return tracked_value(t, unit, x * x); }, xs, asio::use_future);
+  BOOST_TEST((results.get() == std::vector<int>{0, 1, 4, 9, 16, 25}));
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+
+  std::future<std::vector<int>> failing = fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return x == 1 ? throws_after(t, 1ms) : tracked_value(t, 1ms, x); }, xs,
+      asio::use_future);
+  BOOST_CHECK_EXCEPTION(failing.get(), std::runtime_error,
+                        [](const std::runtime_error& e) { return std::string(e.what()) == "boom"; });
+  guard.reset();
+  runner.join();
+  BOOST_TEST(t.now.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(use_future_on_a_thread_pool_executor_gives_the_results, *boost::unit_test::timeout(60))
+{
+  asio::thread_pool pool(4);
+  const auto xs = iota_vector(100);
+  std::future<std::vector<int>> results = fanout::async_map(
+      pool.get_executor(), [](int x) { return 2 * x; }, xs, asio::use_future);
+  const auto out = results.get();
+  BOOST_TEST_REQUIRE(out.size() == 100u);
+  int wrong = 0;
+  for (std::size_t i = 0; i < out.size(); ++i)
+    wrong += out[i] == 2 * static_cast<int>(i) ? 0 : 1;
+  BOOST_TEST(wrong == 0);
+  std::future<void> nothing = fanout::async_map(
+      pool.get_executor(), [](int) {}, xs, asio::use_future);
+  BOOST_CHECK_NO_THROW(nothing.get());
+  pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(deferred_starts_nothing_until_it_is_launched, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(4);
+  auto op = fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return tracked_value(t, unit, x + 100); }, xs, asio::deferred);
+  ctx.run(); // nothing to do yet
+  ctx.restart();
+  std::this_thread::sleep_for(unit);
+  BOOST_TEST(t.started.load() == 0);
+  std::vector<int> results;
+  int calls = 0;
+  const auto launched = fanout::clock::now();
+  std::move(op)([&](std::exception_ptr e, std::vector<int> r) {
+    ++calls;
+    if (!e)
+      results = std::move(r);
+  });
+  BOOST_TEST(calls == 0);
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST((results == std::vector<int>{100, 101, 102, 103}));
+  FANOUT_CHECK_ELAPSED(seconds_since(launched), unit);
+}
+
+BOOST_AUTO_TEST_CASE(a_deferred_map_over_a_temporary_range_owns_the_range_until_launched,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  auto op = fanout::async_map(
+      ctx.get_executor(), [](const std::string& s) -> asio::awaitable<std::size_t> { co_return s.size(); },
+      std::vector<std::string>{"a", "bb", std::string(100, 'c')}, asio::deferred);
+  // The temporary vector is gone; the operation must hold its own copy.
+  std::vector<std::size_t> results;
+  std::move(op)([&](std::exception_ptr e, std::vector<std::size_t> r) {
+    if (!e)
+      results = std::move(r);
+  });
+  ctx.run();
+  BOOST_TEST((results == std::vector<std::size_t>{1, 2, 100}));
+}
+
+FANOUT_CO_TEST_CASE(as_tuple_use_awaitable_gives_the_exception_and_results_without_throwing)
+{
+  auto ex = co_await asio::this_coro::executor;
+  tracker t;
+  const auto xs = iota_vector(3);
+  auto [e, results] = co_await fanout::async_map(
+      ex, [&t](int x) { return tracked_value(t, 1ms, x * 3); }, xs, asio::as_tuple(asio::use_awaitable));
+  BOOST_TEST(!e);
+  BOOST_TEST((results == std::vector<int>{0, 3, 6}));
+
+  auto [error, none] = co_await fanout::async_map(
+      ex, [&t](int x) { return x == 0 ? throws_after(t, 1ms) : tracked_value(t, 10s, x); }, xs,
+      asio::as_tuple(asio::use_awaitable));
+  BOOST_TEST(message_of(error) == "boom");
+  BOOST_TEST(none.empty());
+  BOOST_TEST(t.now.load() == 0);
+}
+
+FANOUT_CO_TEST_CASE(use_awaitable_gives_the_results_and_rethrows)
+{
+  auto ex = co_await asio::this_coro::executor;
+  const auto xs = iota_vector(3);
+  auto results = co_await fanout::async_map(
+      ex, [](int x) -> asio::awaitable<int> { co_return x + 7; }, xs, asio::use_awaitable);
+  BOOST_TEST((results == std::vector<int>{7, 8, 9}));
+  BOOST_CHECK_THROW(co_await fanout::async_map(
+                        ex,
+                        [](int x) {
+                          if (x == 2)
+                            throw std::out_of_range("two");
+                        },
+                        xs, asio::use_awaitable),
+                    std::out_of_range);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_map_cancellation)
+
+BOOST_AUTO_TEST_CASE(every_cancellation_type_through_the_handlers_slot_cancels_the_items_promptly,
+                     *boost::unit_test::timeout(60))
+{
+  for (auto type : all_types) {
+    BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type))
+    {
+      asio::io_context ctx;
+      tracker t;
+      const auto xs = iota_vector(4);
+      asio::cancellation_signal signal;
+      asio::steady_timer canceller(ctx);
+      emit_after(canceller, signal, unit, type);
+      int calls = 0;
+      std::exception_ptr error;
+      std::vector<int> results{-1};
+      const auto start = fanout::clock::now();
+      fanout::async_map(
+          ctx.get_executor(), [&t](int x) { return tracked_value(t, 10s, x); }, xs,
+          asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, std::vector<int> r) {
+            ++calls;
+            error = e;
+            results = std::move(r);
+          }));
+      ctx.run();
+      FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+      BOOST_TEST(calls == 1);
+      BOOST_TEST(code_of(error) == asio::error::operation_aborted);
+      BOOST_TEST(results.empty());
+      BOOST_TEST(t.aborted.load() == 4);
+      BOOST_TEST(t.now.load() == 0);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_map_completes_only_once_its_items_have_finished, *boost::unit_test::timeout(60))
+{
+  for (auto type : all_types) {
+    BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type))
+    {
+      asio::io_context ctx;
+      const auto xs = iota_vector(3);
+      asio::cancellation_signal signal;
+      asio::steady_timer canceller(ctx);
+      emit_after(canceller, signal, unit, type);
+      std::atomic<int> cleaned_up{0};
+      int cleaned_up_at_completion = -1;
+      std::exception_ptr error;
+      const auto start = fanout::clock::now();
+      // Each item takes two units to honour the cancellation.
+      fanout::async_map(
+          ctx.get_executor(),
+          [&cleaned_up](int) -> asio::awaitable<void> {
+            bool cancelled = false;
+            try {
+              co_await fanout::sleep(10s);
+            } catch (const boost::system::system_error&) {
+              cancelled = true;
+            }
+            co_await asio::this_coro::reset_cancellation_state();
+            co_await fanout::sleep(2 * unit);
+            ++cleaned_up;
+            if (cancelled)
+              throw boost::system::system_error(asio::error::operation_aborted, "item");
+          },
+          xs, asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) {
+            error = e;
+            cleaned_up_at_completion = cleaned_up.load();
+          }));
+      ctx.run();
+      BOOST_TEST(code_of(error) == asio::error::operation_aborted);
+      BOOST_TEST(cleaned_up_at_completion == 3);
+      FANOUT_CHECK_ELAPSED(seconds_since(start), 3 * unit);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(use_future_with_a_cancellation_slot_throws_operation_aborted, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(3);
+  asio::cancellation_signal signal;
+  asio::steady_timer canceller(ctx);
+  emit_after(canceller, signal, unit, asio::cancellation_type::partial);
+  auto results = fanout::async_map(
+      ctx.get_executor(), [&t](int x) { return tracked_value(t, 10s, x); }, xs,
+      asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  const auto start = fanout::clock::now();
+  ctx.run();
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+  BOOST_CHECK_EXCEPTION(results.get(), boost::system::system_error, [](const boost::system::system_error& e) {
+    return e.code() == asio::error::operation_aborted;
+  });
+  BOOST_TEST(t.now.load() == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_map_settled_tokens)
+
+BOOST_AUTO_TEST_CASE(async_map_settled_with_a_callback_gives_every_outcome_in_input_order,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(5);
+  int calls = 0;
+  bool returned = false;
+  bool returned_before_handler = false;
+  std::exception_ptr error = std::make_exception_ptr(std::logic_error("not called"));
+  std::vector<fanout::outcome<int>> results;
+  fanout::async_map_settled(
+      ctx.get_executor(), [&t](int x) { return x % 2 == 1 ? throws_after(t, 1ms) : tracked_value(t, unit, x); }, xs,
+      [&](std::exception_ptr e, std::vector<fanout::outcome<int>> r) {
+        ++calls;
+        returned_before_handler = returned;
+        error = e;
+        results = std::move(r);
+      });
+  returned = true;
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(returned_before_handler);
+  BOOST_TEST(!error);
+  BOOST_TEST_REQUIRE(results.size() == 5u);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    BOOST_TEST_CONTEXT("item " << i)
+    {
+      if (i % 2 == 1) {
+        BOOST_TEST(message_of(results[i].error()) == "boom");
+      } else {
+        BOOST_TEST(results[i].has_value());
+        BOOST_TEST(results[i].value() == static_cast<int>(i));
+      }
+    }
+  }
+  BOOST_TEST(t.aborted.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(async_map_settled_token_form_takes_options_and_use_future, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  auto guard = asio::make_work_guard(ctx);
+  std::thread runner([&ctx] { ctx.run(); });
+  tracker t;
+  const auto xs = iota_vector(4);
+  auto results = fanout::async_map_settled(
+      ctx.get_executor(), fanout::map_options{.item_timeout = 2 * unit},
+      [&t](int x) { return tracked_value(t, x == 3 ? 10s : 1ms, x); }, xs, asio::use_future);
+  const auto out = results.get();
+  guard.reset();
+  runner.join();
+  BOOST_TEST_REQUIRE(out.size() == 4u);
+  for (std::size_t i = 0; i < 3; ++i)
+    BOOST_TEST(out[i].value() == static_cast<int>(i));
+  BOOST_TEST(code_of(out[3].error()) == fanout::make_error_code(fanout::error::timed_out));
+}
+
+BOOST_AUTO_TEST_CASE(async_map_settled_token_form_of_void_items_and_cancellation, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  tracker t;
+  const auto xs = iota_vector(3);
+  std::vector<fanout::outcome<void>> outcomes;
+  fanout::async_map_settled(
+      ctx.get_executor(),
+      [&t](int x) -> asio::awaitable<void> {
+        co_await tracked_void(t, 1ms);
+        if (x == 1)
+          throw std::runtime_error("one");
+      },
+      xs, [&](std::exception_ptr, std::vector<fanout::outcome<void>> r) { outcomes = std::move(r); });
+  ctx.run();
+  BOOST_TEST_REQUIRE(outcomes.size() == 3u);
+  BOOST_TEST(outcomes[0].has_value());
+  BOOST_TEST(message_of(outcomes[1].error()) == "one");
+  BOOST_TEST(outcomes[2].has_value());
+
+  // Cancellation still fails the whole settled map.
+  ctx.restart();
+  asio::cancellation_signal signal;
+  asio::steady_timer canceller(ctx);
+  emit_after(canceller, signal, unit, asio::cancellation_type::partial);
+  std::exception_ptr error;
+  std::size_t size = 99;
+  fanout::async_map_settled(
+      ctx.get_executor(), [&t](int) { return tracked_void(t, 10s); }, xs,
+      asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, std::vector<fanout::outcome<void>> r) {
+        error = e;
+        size = r.size();
+      }));
+  const auto start = fanout::clock::now();
+  ctx.run();
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+  BOOST_TEST(code_of(error) == asio::error::operation_aborted);
+  BOOST_TEST(size == 0u);
+  BOOST_TEST(t.now.load() == 0);
+}
+
+FANOUT_CO_TEST_CASE(async_map_settled_with_as_tuple_in_a_coroutine)
+{
+  auto ex = co_await asio::this_coro::executor;
+  const auto xs = iota_vector(2);
+  auto [e, outcomes] = co_await fanout::async_map_settled(
+      ex,
+      [](int x) -> asio::awaitable<int> {
+        if (x == 0)
+          throw std::runtime_error("zero");
+        co_return x;
+      },
+      xs, asio::as_tuple(asio::use_awaitable));
+  BOOST_TEST(!e);
+  BOOST_TEST_REQUIRE(outcomes.size() == 2u);
+  BOOST_TEST(message_of(outcomes[0].error()) == "zero");
+  BOOST_TEST(outcomes[1].value() == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(async_sleep_tokens)
+
+BOOST_AUTO_TEST_CASE(async_sleep_with_a_callback_completes_after_the_duration_never_inside_the_call,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  int calls = 0;
+  boost::system::error_code result = asio::error::would_block;
+  double after = -1.0;
+  const auto start = fanout::clock::now();
+  fanout::async_sleep(ctx.get_executor(), 2 * unit, [&](boost::system::error_code ec) {
+    ++calls;
+    result = ec;
+    after = seconds_since(start);
+  });
+  BOOST_TEST(calls == 0);
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(!result);
+  FANOUT_CHECK_ELAPSED(after, 2 * unit);
+}
+
+BOOST_AUTO_TEST_CASE(async_sleep_with_use_future_is_ready_once_the_thread_run_context_has_waited,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  auto guard = asio::make_work_guard(ctx);
+  std::thread runner([&ctx] { ctx.run(); });
+  const auto start = fanout::clock::now();
+  std::future<void> done = fanout::async_sleep(ctx.get_executor(), unit, asio::use_future);
+  BOOST_CHECK_NO_THROW(done.get());
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+  guard.reset();
+  runner.join();
+}
+
+BOOST_AUTO_TEST_CASE(async_sleep_with_deferred_waits_from_launch, *boost::unit_test::timeout(60))
+{
+  asio::io_context ctx;
+  auto op = fanout::async_sleep(ctx.get_executor(), unit, asio::deferred);
+  std::this_thread::sleep_for(2 * unit);
+  int calls = 0;
+  double waited = -1.0;
+  const auto launched = fanout::clock::now();
+  std::move(op)([&](boost::system::error_code ec) {
+    ++calls;
+    if (!ec)
+      waited = seconds_since(launched);
+  });
+  BOOST_TEST(calls == 0);
+  ctx.run();
+  BOOST_TEST(calls == 1);
+  FANOUT_CHECK_ELAPSED(waited, unit);
+}
+
+FANOUT_CO_TEST_CASE(async_sleep_with_as_tuple_reports_cancellation_without_throwing)
+{
+  auto ex = co_await asio::this_coro::executor;
+  auto [ok] = co_await fanout::async_sleep(ex, 1ms, asio::as_tuple(asio::use_awaitable));
+  BOOST_TEST(!ok);
+
+  asio::cancellation_signal signal;
+  asio::steady_timer canceller(ex);
+  emit_after(canceller, signal, unit, asio::cancellation_type::terminal);
+  const auto start = fanout::clock::now();
+  auto [ec] = co_await fanout::async_sleep(
+      ex, 10s, asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+  BOOST_TEST(ec == asio::error::operation_aborted);
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+}
+
+BOOST_AUTO_TEST_CASE(async_sleep_is_cancelled_by_each_type_through_the_callbacks_slot, *boost::unit_test::timeout(60))
+{
+  for (auto type : all_types) {
+    BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type))
+    {
+      asio::io_context ctx;
+      asio::cancellation_signal signal;
+      asio::steady_timer canceller(ctx);
+      emit_after(canceller, signal, unit, type);
+      boost::system::error_code result;
+      int calls = 0;
+      const auto start = fanout::clock::now();
+      fanout::async_sleep(ctx.get_executor(), 10s,
+                          asio::bind_cancellation_slot(signal.slot(), [&](boost::system::error_code ec) {
+                            ++calls;
+                            result = ec;
+                          }));
+      ctx.run();
+      FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+      BOOST_TEST(calls == 1);
+      BOOST_TEST(result == asio::error::operation_aborted);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(async_sleep_callback_bound_to_a_strand_runs_on_it, *boost::unit_test::timeout(60))
+{
+  asio::thread_pool pool(2);
+  auto strand = asio::make_strand(pool);
+  std::promise<bool> on_strand;
+  fanout::async_sleep(pool.get_executor(), 1ms, asio::bind_executor(strand, [&](boost::system::error_code) {
+                        on_strand.set_value(strand.running_in_this_thread());
+                      }));
+  auto f = on_strand.get_future();
+  BOOST_TEST_REQUIRE((f.wait_for(30s) == std::future_status::ready));
+  BOOST_TEST(f.get());
+  pool.join();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
