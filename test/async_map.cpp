@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_async_map
 #include <fanout/async_map.hpp>
 
 #include <boost/test/unit_test.hpp>

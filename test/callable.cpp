@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_callable
 #include <fanout/callable.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_map_options
 #include <fanout/map_options.hpp>
 
 #include <boost/test/unit_test.hpp>

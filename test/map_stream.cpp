@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_map_stream
 #include <fanout/map_stream.hpp>
 
 #include <boost/test/unit_test.hpp>

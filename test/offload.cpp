@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_offload
 #include <fanout/offload.hpp>
 
 #include <boost/test/unit_test.hpp>

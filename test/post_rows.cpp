@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_post_rows
 #include <fanout/fanout.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_run
 #include <fanout/run.hpp>
 
 #include <boost/test/unit_test.hpp>

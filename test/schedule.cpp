@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_schedule
 #include <fanout/schedule.hpp>
 
 #include <boost/test/unit_test.hpp>

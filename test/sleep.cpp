@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_sleep
 #include <fanout/sleep.hpp>
 
 #include <boost/test/unit_test.hpp>

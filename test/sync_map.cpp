@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_sync_map
 #include <fanout/sync_map.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_task
 #include <fanout/task.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_task_group
 #include <fanout/task_group.hpp>
 
 #include <boost/test/unit_test.hpp>

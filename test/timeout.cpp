@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_timeout
 #include <fanout/timeout.hpp>
 
 #include <boost/test/unit_test.hpp>

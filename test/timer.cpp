@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE fanout_timer
 #include <fanout/timer.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <mutex>
+
 namespace fanout::detail {
 
 /// True if everything submitted to @p ex runs on one thread at a time: an
@@ -24,5 +26,32 @@ inline bool runs_serially(const boost::asio::any_io_executor& ex)
   return ex.target<boost::asio::strand<io_executor>>() != nullptr ||
          ex.target<boost::asio::strand<boost::asio::any_io_executor>>() != nullptr;
 }
+
+/// A mutex (BasicLockable) that can be told it is not needed: then lock() and
+/// unlock() do nothing. For state that every thread reaches through one
+/// executor: if that executor runs serially, nothing can run beside the
+/// holder anyway, and an uncontended lock per item is a large part of the cost
+/// of a trivial item. Decide before any concurrent use; the choice is fixed.
+class optional_mutex
+{
+public:
+  /// Locks for real unless skip_locking() was called.
+  void lock()
+  {
+    if (needed_)
+      mutex_.lock();
+  }
+  void unlock()
+  {
+    if (needed_)
+      mutex_.unlock();
+  }
+  /// From now on, lock() and unlock() do nothing.
+  void skip_locking() noexcept { needed_ = false; }
+
+private:
+  std::mutex mutex_;
+  bool needed_ = true;
+};
 
 } // namespace fanout::detail

@@ -179,6 +179,11 @@ public:
     inline_calls_ = plain_calls && options_.blocking == blocking_policy::run_inline;
     if (inline_calls_)
       limit_ = 1;
+    // A collect map on an executor that runs one thing at a time is only ever
+    // touched from that executor's thread: no lock needed. (A stream's
+    // executor is not known until its first next().)
+    if (Delivery == map_delivery::collect && runs_serially(executor_))
+      mutex_.skip_locking();
   }
 
   // Arms the deadline and spawns the first workers.
@@ -330,56 +335,73 @@ private:
   // Plain calls made inline, with results collected: no worker at all. The
   // calls run right here, one after another, on the awaiting coroutine's
   // executor (as a single worker would, but without a coroutine frame, a lock
-  // or a result slot per item). Only this thread touches the iterators.
+  // or a result slot per item). Only this thread touches the iterators. The
+  // loop works on locals (iterators, results, count) that the compiler can
+  // keep in registers, and hands them back to the engine at the end.
   void run_inline()
   {
+    std::conditional_t<std::is_void_v<stored_type>, no_value, std::vector<stored_type>> out;
     if constexpr (!std::is_void_v<stored_type>) {
-      direct_used_ = true;
       if constexpr ((std::ranges::sized_range<typename Views::range_type&> && ...))
-        direct_.reserve(std::apply(
+        out.reserve(std::apply(
             [](auto&... v) { return std::min({static_cast<std::size_t>(std::ranges::size(v.get()))...}); }, views_));
     }
     {
       std::lock_guard lock(mutex_);
       ++spawning_;
     }
-    for (;;) {
-      if (stop_flag_.load(std::memory_order_relaxed))
-        break;
-      const bool at_end = std::apply(
-          [this](auto&... it) {
-            return std::apply([&](auto&... v) { return ((it == std::ranges::end(v.get())) || ...); }, views_);
-          },
-          iterators_);
-      if (at_end) {
-        std::lock_guard lock(mutex_);
-        exhausted_ = true;
-        break;
-      }
-      try {
-        std::tuple<map_arg_t<Views>...> args =
-            std::apply([](auto&... it) { return std::tuple<map_arg_t<Views>...>(*it...); }, iterators_);
-        std::apply([](auto&... it) { (++it, ...); }, iterators_);
-        ++pulled_;
-        if constexpr (std::is_void_v<stored_type>)
-          std::apply(function_, args);
-        else if constexpr (std::is_void_v<value_type>) {
-          std::apply(function_, args);
-          direct_.emplace_back();
-        } else
-          direct_.emplace_back(std::apply(function_, args));
-      } catch (...) {
-        if constexpr (settled)
-          direct_.emplace_back(std::current_exception());
-        else {
-          fail(std::current_exception());
+    auto its = std::move(iterators_);
+    const auto ends = std::apply([](auto&... v) { return std::make_tuple(std::ranges::end(v.get())...); }, views_);
+    std::size_t count = 0;
+    bool exhausted = false;
+    std::exception_ptr failure;
+    try {
+      for (;;) {
+        if (stop_flag_.load(std::memory_order_relaxed))
+          break;
+        const bool at_end = std::apply(
+            [&](auto&... it) { return std::apply([&](auto&... e) { return ((it == e) || ...); }, ends); }, its);
+        if (at_end) {
+          exhausted = true;
           break;
         }
+        // Pulling may throw: that ends the map (below), as in a worker.
+        std::tuple<map_arg_t<Views>...> args =
+            std::apply([](auto&... it) { return std::tuple<map_arg_t<Views>...>(*it...); }, its);
+        std::apply([](auto&... it) { (++it, ...); }, its);
+        ++count;
+        try {
+          if constexpr (std::is_void_v<stored_type>)
+            std::apply(function_, args);
+          else if constexpr (std::is_void_v<value_type>) {
+            std::apply(function_, args);
+            out.emplace_back();
+          } else
+            out.emplace_back(std::apply(function_, args));
+        } catch (...) {
+          if constexpr (settled)
+            out.emplace_back(std::current_exception());
+          else {
+            failure = std::current_exception();
+            break;
+          }
+        }
       }
+    } catch (...) {
+      failure = std::current_exception(); // pulling the input threw
+    }
+    iterators_ = std::move(its);
+    if constexpr (!std::is_void_v<stored_type>) {
+      direct_ = std::move(out);
+      direct_used_ = true;
     }
     bool done = false;
     {
       std::lock_guard lock(mutex_);
+      pulled_ += count;
+      exhausted_ = exhausted_ || exhausted;
+      if (failure)
+        stop_locked(std::move(failure));
       --spawning_;
       done = done_locked();
     }
@@ -701,7 +723,7 @@ private:
   // Guards everything below: pulling from the iterators, result slots and
   // queues, worker places, and the bookkeeping. Held only for those short
   // steps, never while an item runs or a worker is spawned.
-  std::mutex mutex_;
+  optional_mutex mutex_; // locks unless every access is on one serial executor
   results_type results_;
   std::deque<std::pair<std::size_t, storable_type>> ready_; // as-completed results not yet consumed
   static constexpr std::size_t strand_count = 16;
