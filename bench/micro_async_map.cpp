@@ -10,8 +10,9 @@
 //   coro/...     a trivial coroutine: fanout::async_map unbounded and with
 //                windows 1, 64 and 1,024; a hand-written co_spawn loop; a
 //                ranged make_parallel_group of co_spawn(..., deferred).
-//   inline/...   a trivial plain callable: async_map (run inline, the default)
-//                and a plain loop.
+//   inline/...   a trivial plain callable: async_map (run inline, the default),
+//                a plain loop, and the same loop in a coroutine run on the
+//                io_context the way each map is (the same harness cost).
 //   offload/...  the plain callable as a blocking call on fanout's pool:
 //                async_map with blocking_policy::offload, and a co_spawn loop
 //                and a parallel group whose coroutines co_await the same
@@ -312,6 +313,13 @@ results plain_loop(const std::vector<int>& inputs)
   return out;
 }
 
+// The same loop inside a coroutine on the benchmark's io_context: the
+// baseline that pays the same harness (co_spawn, run, completion) as a map.
+asio::awaitable<results> plain_loop_on_executor(const std::vector<int>& inputs)
+{
+  co_return plain_loop(inputs);
+}
+
 // ---------------------------------------------------------------------------
 // Measuring.
 
@@ -386,6 +394,8 @@ std::vector<case_t> cases()
   all.push_back(
       {"inline/fanout/async_map", [](ctx_t& ctx, in_t in) { return run_on(ctx, fanout::async_map(twice_plain, in)); }});
   all.push_back({"inline/plain/loop", [](ctx_t&, in_t in) { return plain_loop(in); }});
+  all.push_back(
+      {"inline/plain/loop_on_executor", [](ctx_t& ctx, in_t in) { return run_on(ctx, plain_loop_on_executor(in)); }});
 
   all.push_back({"offload/fanout/unbounded", [](ctx_t& ctx, in_t in) {
                    return run_on(ctx,
