@@ -163,6 +163,27 @@ void briefer_concurrency_with_map()
   print(retvals);
 }
 
+// The same five calls without hand-managed tasks: a task group owns them (no
+// task outlives the scope, and the first failure would cancel the others),
+// as asyncio's TaskGroup does in Python 3.11.
+void briefer_concurrency_with_a_group()
+{
+  const fanout::timer t("Briefer concurrency with a task group");
+  const auto retvals = fanout::run([]() -> asio::awaitable<std::vector<std::string>> {
+    std::vector<fanout::task<std::string>> tasks;
+    co_await fanout::with_task_group([&](fanout::task_group& g) -> asio::awaitable<void> {
+      for (int x = 0; x < 5; ++x)
+        tasks.push_back(g.spawn(b()));
+      co_return;
+    }); // joined here: every task has finished
+    std::vector<std::string> values;
+    for (auto& task : tasks)
+      values.push_back(co_await task.async_wait());
+    co_return values;
+  }());
+  print(retvals);
+}
+
 // def async_map(func, *iterables, event_loop=None):
 //     loop = event_loop or asyncio.get_event_loop()
 //     args_iter = zip(*iterables)
@@ -282,6 +303,7 @@ int main(int argc, char** argv)
   asynchronous_code_synchronously();
   separate_call_and_running();
   briefer_concurrency_with_map();
+  briefer_concurrency_with_a_group();
   async_map_coroutines();
   async_map_blocking();
   mixin_it_up();
