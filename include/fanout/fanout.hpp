@@ -8,6 +8,7 @@
 #include "fanout/map_stream.hpp"
 #include "fanout/offload.hpp"
 #include "fanout/outcome.hpp"
+#include "fanout/race.hpp"
 #include "fanout/run.hpp"
 #include "fanout/schedule.hpp"
 #include "fanout/sleep.hpp"
