@@ -28,7 +28,8 @@ struct map_options
   /// Where plain callables run; default blocking_policy::run_inline.
   blocking_policy blocking = blocking_policy::run_inline;
 
-  /// Time limit for each item; zero (the default) means none. An item still
+  /// Time limit for each item; zero (the default) or negative means none, and
+  /// a huge one (`duration::max()`) never expires. An item still
   /// running when it expires is cancelled, waited for, and fails with
   /// `fanout::error::timed_out` even if it then returns a value (async_map:
   /// that failure stops the map, as any

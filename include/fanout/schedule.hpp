@@ -39,11 +39,12 @@ boost::asio::awaitable<void> call_every_body(F f, clock::time_point first, clock
 {
   // Fixed rate: run k is due at first + k * period, whatever each run took,
   // so lateness never accumulates.
-  for (auto due = first;; due += period) {
+  // Time points are clamped at the clock's end: a huge period waits forever.
+  for (auto due = first;; due = later_by(due, period)) {
     co_await sleep_until(due);
     co_await invoke_scheduled(f);
     const auto now = clock::now();
-    if (now >= due + period)                  // overran: skip the ticks already missed, no burst
+    if (now >= later_by(due, period))         // overran: skip the ticks already missed, no burst
       due += ((now - due) / period) * period; // the loop then steps to the next tick after now
   }
 }
@@ -79,7 +80,7 @@ template <typename Executor, scheduled_callable F>
 template <typename Executor, typename Rep, typename Period, scheduled_callable F>
 [[nodiscard]] task<void> call_later(const Executor& executor, std::chrono::duration<Rep, Period> delay, F f)
 {
-  return call_at(executor, clock::now() + std::chrono::duration_cast<clock::duration>(delay), std::move(f));
+  return call_at(executor, detail::deadline_after(detail::clamp_duration(delay)), std::move(f));
 }
 
 /// Calls @p f on @p executor every @p period, the first time one period from
@@ -107,10 +108,10 @@ template <typename Executor, typename Rep, typename Period, scheduled_callable F
 template <typename Executor, typename Rep, typename Period, scheduled_callable F>
 [[nodiscard]] task<void> call_every(const Executor& executor, std::chrono::duration<Rep, Period> period, F f)
 {
-  const auto step = std::chrono::duration_cast<clock::duration>(period);
+  const auto step = detail::clamp_duration(period);
   if (step <= clock::duration::zero())
     throw_error(error::invalid_argument, "fanout::call_every: the period must be positive");
-  return spawn(executor, detail::call_every_body(std::move(f), clock::now() + step, step));
+  return spawn(executor, detail::call_every_body(std::move(f), detail::deadline_after(step), step));
 }
 
 } // namespace fanout

@@ -5,6 +5,7 @@
 
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/executor_traits.hpp"
+#include "fanout/detail/parked_handlers.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -48,7 +49,7 @@ struct task_signature<void>
 
 // The part of a task's state that does not depend on its value type: what a
 // task_group needs to cancel a child and to know when it has finished.
-struct task_state_base : std::enable_shared_from_this<task_state_base>
+struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_parker
 {
   task_state_base(boost::asio::any_io_executor ex, boost::asio::any_io_executor run_on)
       : executor(std::move(ex)), run_executor(std::move(run_on))
@@ -140,9 +141,23 @@ struct task_state : task_state_base
     std::lock_guard lock(mutex);
     error = std::move(e);
     done = true;
+    if (waiters.empty())
+      return;
     for (auto& w : waiters)
       deliver_locked(std::move(w));
     waiters.clear();
+    parked_handlers_of(executor).unpark(this);
+  }
+
+  // The executor's context is shutting down: destroy the parked waiters
+  // without invoking them (they own coroutines that own this state).
+  void drop_parked_handlers() noexcept override
+  {
+    std::vector<waiter> dropped;
+    {
+      std::lock_guard lock(mutex);
+      dropped.swap(waiters);
+    }
   }
 };
 
@@ -318,6 +333,7 @@ private:
         return;
       }
       state->waiters.emplace_back(std::forward<Handler>(handler));
+      detail::parked_handlers_of(state->executor).park(state);
       // Assigned after type erasure: any_completion_handler takes over the
       // handler's slot and offers its own, which is where ours must go.
       auto slot = boost::asio::get_associated_cancellation_slot(state->waiters.back());

@@ -6,6 +6,7 @@
 #include "fanout/task.hpp"
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/parked_handlers.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -38,7 +39,7 @@ enum class group_policy {
 
 namespace detail {
 
-struct group_state : std::enable_shared_from_this<group_state>
+struct group_state final : std::enable_shared_from_this<group_state>, handler_parker
 {
   group_state(boost::asio::any_io_executor ex, group_policy p) : executor(std::move(ex)), policy(p) {}
 
@@ -78,9 +79,21 @@ struct group_state : std::enable_shared_from_this<group_state>
       closed = true;
       outcome = error;
       ready.swap(waiters);
+      parked_handlers_of(executor).unpark(this);
     }
     for (auto& w : ready)
       post_completion(std::move(w), executor, outcome);
+  }
+
+  // The executor's context is shutting down: destroy the parked joins without
+  // invoking them (they own coroutines that own this state).
+  void drop_parked_handlers() noexcept override
+  {
+    std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> dropped;
+    {
+      std::lock_guard lock(mutex);
+      dropped.swap(waiters);
+    }
   }
 };
 
@@ -191,6 +204,7 @@ public:
             return;
           }
           s->waiters.emplace_back(std::move(handler));
+          detail::parked_handlers_of(s->executor).park(s);
           // Assigned after type erasure: any_completion_handler takes over the
           // handler's slot and offers its own, which is where ours must go.
           auto slot = boost::asio::get_associated_cancellation_slot(s->waiters.back());

@@ -229,7 +229,7 @@ template <typename T, typename Executor, typename Rep, typename Period>
 [[nodiscard]] boost::asio::awaitable<T, Executor> with_timeout(boost::asio::awaitable<T, Executor> op,
                                                                std::chrono::duration<Rep, Period> timeout)
 {
-  return with_deadline(std::move(op), clock::now() + std::chrono::duration_cast<clock::duration>(timeout));
+  return with_deadline(std::move(op), detail::deadline_after(detail::clamp_duration(timeout)));
 }
 
 } // namespace fanout

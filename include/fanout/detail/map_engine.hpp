@@ -10,6 +10,7 @@
 
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/executor_traits.hpp"
+#include "fanout/detail/parked_handlers.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -147,7 +148,8 @@ enum class map_delivery {
 };
 
 template <error_policy Policy, map_delivery Delivery, typename F, typename... Views>
-class map_engine : public std::enable_shared_from_this<map_engine<Policy, Delivery, F, Views...>>
+class map_engine final : public std::enable_shared_from_this<map_engine<Policy, Delivery, F, Views...>>,
+                         public handler_parker
 {
 public:
   static constexpr bool settled = Policy == error_policy::collect_all;
@@ -225,6 +227,7 @@ public:
             return;
           }
           self->waiter_.emplace(std::move(handler));
+          self->park_locked();
           // Assigned after type erasure: any_completion_handler takes over the
           // handler's slot and offers its own, which is where ours must go.
           auto slot = boost::asio::get_associated_cancellation_slot(*self->waiter_);
@@ -278,6 +281,19 @@ public:
       return;
     stop_locked(std::make_exception_ptr(
         boost::system::system_error(boost::asio::error::operation_aborted, "fanout::async_map")));
+  }
+
+  // The executor's context is shutting down: destroy a parked waiter without
+  // invoking it (it owns the awaiting coroutine, which owns this engine).
+  void drop_parked_handlers() noexcept override
+  {
+    std::optional<boost::asio::any_completion_handler<void()>> waiter;
+    std::optional<stream_waiter> next_waiter;
+    {
+      std::lock_guard lock(mutex_);
+      waiter.swap(waiter_);
+      next_waiter.swap(stream_waiter_);
+    }
   }
 
 private:
@@ -518,6 +534,8 @@ private:
       std::lock_guard lock(mutex_);
       finished_ = true;
       waiter.swap(waiter_);
+      if (waiter)
+        unpark_locked();
     }
     if (deadline_timer_)
       deadline_timer_->cancel();
@@ -525,6 +543,19 @@ private:
       post_completion(std::move(*waiter), executor_);
     if constexpr (streaming)
       notify();
+  }
+
+  // A waiter is parked: the context must drop it if it shuts down first.
+  void park_locked()
+  {
+    if (!parked_service_)
+      parked_service_ = &parked_handlers_of(executor_);
+    parked_service_->park(this->shared_from_this());
+  }
+  void unpark_locked()
+  {
+    if (parked_service_)
+      parked_service_->unpark(this);
   }
 
   // Streams: the next element, if one is ready and no failure is pending.
@@ -567,6 +598,7 @@ private:
       return;
     }
     stream_waiter_.emplace(std::forward<Handler>(handler));
+    park_locked();
     // Assigned after type erasure: any_completion_handler takes over the
     // handler's slot and offers its own, which is where ours must go.
     auto slot = boost::asio::get_associated_cancellation_slot(*stream_waiter_);
@@ -590,6 +622,7 @@ private:
       if (!element)
         e = error_;
       waiter.swap(stream_waiter_);
+      unpark_locked();
     }
     const bool delivered = element.has_value();
     post_completion(std::move(*waiter), executor_, e, std::move(element));
@@ -665,10 +698,10 @@ private:
   {
     if (options_.item_timeout > clock::duration::zero() && !inline_calls_) {
       if constexpr (std::is_void_v<value_type>) {
-        co_await with_strict_deadline(call_item(it), clock::now() + options_.item_timeout);
+        co_await with_strict_deadline(call_item(it), deadline_after(options_.item_timeout));
         store(it);
       } else {
-        store(it, co_await with_strict_deadline(call_item(it), clock::now() + options_.item_timeout));
+        store(it, co_await with_strict_deadline(call_item(it), deadline_after(options_.item_timeout)));
       }
       co_return;
     }
@@ -740,6 +773,7 @@ private:
   bool finished_ = false;                // all work is over; the outcome is final
   std::exception_ptr error_;             // the first failure (or operation_aborted, timed_out)
   std::optional<boost::asio::any_completion_handler<void()>> waiter_; // collect: the awaiting coroutine
+  parked_handlers_service* parked_service_ = nullptr;                 // where a parked waiter is registered
   std::optional<stream_waiter> stream_waiter_;                        // streams: a parked next()
 };
 
