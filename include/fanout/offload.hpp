@@ -175,6 +175,10 @@ struct initiate_offload
 /// operation completes with `operation_aborted`. A call already running cannot
 /// be interrupted; the operation completes when it returns, with its result.
 ///
+/// @par Lifetime
+/// A started call holds work on the handler's executor until it completes
+/// there: that executor's context must outlive the call.
+///
 /// @par Thread safety
 /// May be called from any thread.
 template <typename PoolExecutor, typename Function,
