@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/counting_input.hpp"
 #include "support/ranges.hpp"
 
 #include <fanout/callable.hpp>
@@ -39,6 +40,7 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using fanout::test::counting_input;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
 using fanout::test::unit;
@@ -132,56 +134,6 @@ void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fa
       signal.emit(asio::cancellation_type::terminal);
   });
 }
-
-// A single-pass input range of 0, 1, ..., n-1 that counts the elements
-// pulled from it.
-class counting_input
-{
-public:
-  struct sentinel
-  {
-  };
-
-  class iterator
-  {
-  public:
-    using value_type = int;
-    using difference_type = std::ptrdiff_t;
-
-    iterator() = default;
-    explicit iterator(counting_input* range) : range_(range) {}
-
-    int operator*() const
-    {
-      ++range_->pulled;
-      return range_->next_;
-    }
-    iterator& operator++()
-    {
-      ++range_->next_;
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    [[nodiscard]] bool at_end() const { return range_->next_ >= range_->size_; }
-    friend bool operator==(const iterator& it, sentinel) { return it.at_end(); }
-
-  private:
-    counting_input* range_ = nullptr;
-  };
-
-  explicit counting_input(int size) : size_(size) {}
-  iterator begin() { return iterator(this); }
-  [[nodiscard]] sentinel end() const { return {}; }
-
-  std::atomic<int> pulled{0};
-
-private:
-  int size_;
-  int next_ = 0;
-};
-
-static_assert(std::ranges::input_range<counting_input&>);
-static_assert(!std::ranges::forward_range<counting_input&>);
 
 } // namespace
 

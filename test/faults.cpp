@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/counting_input.hpp"
 #include "support/lifetime.hpp"
 #include "support/ranges.hpp"
 
@@ -63,6 +64,7 @@
 #endif
 
 namespace asio = boost::asio;
+using fanout::test::counting_input;
 using namespace std::chrono_literals;
 using fanout::test::counted;
 using fanout::test::item_scope;
@@ -186,57 +188,6 @@ void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fa
       signal.emit(asio::cancellation_type::terminal);
   });
 }
-
-// A single-pass input range of 0, 1, ..., n-1 that counts the elements read
-// from it.
-class counting_input
-{
-public:
-  struct sentinel
-  {
-  };
-
-  class iterator
-  {
-  public:
-    using value_type = int;
-    using difference_type = std::ptrdiff_t;
-
-    iterator() = default;
-    explicit iterator(counting_input* range) : range_(range) {}
-
-    int operator*() const
-    {
-      ++range_->read;
-      return range_->next_;
-    }
-    iterator& operator++()
-    {
-      ++range_->next_;
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, sentinel) { return it.range_->at_end(); }
-
-  private:
-    counting_input* range_ = nullptr;
-  };
-
-  explicit counting_input(int size) : size_(size) {}
-  iterator begin() { return iterator(this); }
-  [[nodiscard]] sentinel end() const { return {}; }
-  [[nodiscard]] bool at_end() const { return next_ >= size_; }
-
-  std::atomic<int> read{0};
-
-private:
-  int size_;
-  int next_ = 0;
-};
-
-static_assert(std::ranges::input_range<counting_input&>);
-static_assert(!std::ranges::forward_range<counting_input&>);
-static_assert(!std::ranges::sized_range<counting_input&>);
 
 // A counted value made by a coroutine, after suspending once if asked.
 asio::awaitable<counted> make_counted(lifetime_counts& counts, int i, bool suspend)
@@ -1286,14 +1237,14 @@ FANOUT_CO_TEST_CASE(zipped_ranges_of_unequal_length_stop_at_the_shortest_and_rea
     counting_input long_input(1000);
     const auto r = co_await fanout::async_map([](int a, int b) { return a + b; }, long_input, three);
     BOOST_TEST((r == std::vector<int>{10, 21, 32}));
-    BOOST_TEST(long_input.read.load() == 3); // inline calls: not one element more
+    BOOST_TEST(long_input.pulled.load() == 3); // inline calls: not one element more
   }
   {
     counting_input long_input(1000);
     const auto r =
         co_await fanout::async_map([](int a, int b) -> asio::awaitable<int> { co_return a + b; }, long_input, three);
     BOOST_TEST((r == std::vector<int>{10, 21, 32}));
-    BOOST_TEST(long_input.read.load() == 3); // coroutine items: not one element more
+    BOOST_TEST(long_input.pulled.load() == 3); // coroutine items: not one element more
   }
   {
     counting_input long_input(1000);
@@ -1302,7 +1253,7 @@ FANOUT_CO_TEST_CASE(zipped_ranges_of_unequal_length_stop_at_the_shortest_and_rea
     while (auto v = co_await stream.next())
       got.push_back(*v);
     BOOST_TEST((got == std::vector<int>{0, 20, 60}));
-    BOOST_TEST(long_input.read.load() == 3);
+    BOOST_TEST(long_input.pulled.load() == 3);
   }
   {
     // An empty range first, then a practically endless one.
@@ -1317,7 +1268,7 @@ FANOUT_CO_TEST_CASE(zipped_ranges_of_unequal_length_stop_at_the_shortest_and_rea
         none, endless);
     BOOST_TEST(r.empty());
     BOOST_TEST(calls == 0);
-    BOOST_TEST(endless.read.load() == 0);
+    BOOST_TEST(endless.pulled.load() == 0);
   }
 }
 

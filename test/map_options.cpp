@@ -3,6 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/counting_input.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/async_map.hpp>
 #include <fanout/error.hpp>
@@ -31,56 +33,15 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using fanout::test::counting_input;
+using fanout::test::in_flight;
+using fanout::test::tracked_value;
+using fanout::test::tracker;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
 namespace {
-
-// Counts items in flight (from any thread), the most at once, and how they ended.
-struct tracker
-{
-  std::atomic<int> now{0};
-  std::atomic<int> most{0};
-  std::atomic<int> started{0};
-  std::atomic<int> finished{0};
-  std::atomic<int> aborted{0};
-
-  void enter()
-  {
-    ++started;
-    const int current = ++now;
-    int seen = most.load();
-    while (current > seen && !most.compare_exchange_weak(seen, current)) {
-    }
-  }
-};
-
-class in_flight
-{
-public:
-  explicit in_flight(tracker& t) : tracker_(t) { tracker_.enter(); }
-  in_flight(const in_flight&) = delete;
-  in_flight& operator=(const in_flight&) = delete;
-  ~in_flight() { --tracker_.now; }
-
-private:
-  tracker& tracker_;
-};
-
-asio::awaitable<int> tracked_value(tracker& t, fanout::clock::duration delay, int value)
-{
-  in_flight guard(t);
-  try {
-    co_await fanout::sleep(delay);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted)
-      ++t.aborted;
-    throw;
-  }
-  ++t.finished;
-  co_return value;
-}
 
 asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay, std::string what)
 {
@@ -139,56 +100,6 @@ asio::awaitable<std::exception_ptr> exception_of(asio::awaitable<T> op)
   }
   co_return nullptr;
 }
-
-// A single-pass input range of 0, 1, ..., n-1 that counts the elements read
-// from it.
-class counting_input
-{
-public:
-  struct sentinel
-  {
-  };
-
-  class iterator
-  {
-  public:
-    using value_type = int;
-    using difference_type = std::ptrdiff_t;
-
-    iterator() = default;
-    explicit iterator(counting_input* range) : range_(range) {}
-
-    int operator*() const
-    {
-      ++range_->read;
-      return range_->next_;
-    }
-    iterator& operator++()
-    {
-      ++range_->next_;
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    [[nodiscard]] bool at_end() const { return range_->next_ >= range_->size_; }
-    friend bool operator==(const iterator& it, sentinel) { return it.at_end(); }
-
-  private:
-    counting_input* range_ = nullptr;
-  };
-
-  explicit counting_input(int size) : size_(size) {}
-  iterator begin() { return iterator(this); }
-  [[nodiscard]] sentinel end() const { return {}; }
-
-  std::atomic<int> read{0};
-
-private:
-  int size_;
-  int next_ = 0;
-};
-
-static_assert(std::ranges::input_range<counting_input&>);
-static_assert(!std::ranges::forward_range<counting_input&>);
 
 std::vector<int> iota_vector(int n)
 {
@@ -358,7 +269,7 @@ FANOUT_CO_TEST_CASE(a_deadline_stops_a_limited_map_from_starting_more_items)
   BOOST_TEST_MESSAGE("deadline with a window: " << t.started.load() << " items started");
   BOOST_TEST(t.started.load() >= 4);
   BOOST_TEST(t.started.load() <= 6);
-  BOOST_TEST(input.read.load() == t.started.load());
+  BOOST_TEST(input.pulled.load() == t.started.load());
   BOOST_TEST(t.aborted.load() == t.started.load() - t.finished.load());
   BOOST_TEST(t.aborted.load() >= 1);
   BOOST_TEST(t.now.load() == 0);
@@ -376,7 +287,7 @@ FANOUT_CO_TEST_CASE(a_deadline_already_past_starts_nothing_and_fails_with_timed_
   BOOST_TEST(code_of(settled) == timed_out());
   co_await fanout::sleep(unit);
   BOOST_TEST(t.started.load() == 0);
-  BOOST_TEST(input.read.load() == 0);
+  BOOST_TEST(input.pulled.load() == 0);
 }
 
 FANOUT_CO_TEST_CASE(a_deadline_that_is_not_reached_neither_fails_nor_delays_the_map)
@@ -511,7 +422,7 @@ FANOUT_CO_TEST_CASE(with_a_window_async_map_never_reads_more_input_than_running_
           [&](int i) -> asio::awaitable<int> {
             ++running;
             // Everything read so far is running or has finished.
-            const int ahead = input.read.load() - finished;
+            const int ahead = input.pulled.load() - finished;
             most_ahead = std::max(most_ahead, ahead);
             if (ahead > static_cast<int>(k))
               ++over;
@@ -524,7 +435,7 @@ FANOUT_CO_TEST_CASE(with_a_window_async_map_never_reads_more_input_than_running_
       BOOST_TEST((results == iota_vector(40)));
       BOOST_TEST(over == 0);
       BOOST_TEST(most_ahead == static_cast<int>(k)); // the window filled
-      BOOST_TEST(input.read.load() == 40);
+      BOOST_TEST(input.pulled.load() == 40);
     }
   }
 }

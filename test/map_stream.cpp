@@ -3,6 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/counting_input.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/run.hpp>
@@ -36,57 +38,15 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using fanout::test::counting_input;
+using fanout::test::in_flight;
+using fanout::test::tracked_value;
+using fanout::test::tracker;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
 namespace {
-
-// Counts items in flight (from any thread), the most at once, and how they ended.
-struct tracker
-{
-  std::atomic<int> now{0};
-  std::atomic<int> most{0};
-  std::atomic<int> started{0};
-  std::atomic<int> finished{0};
-  std::atomic<int> aborted{0};
-
-  void enter()
-  {
-    ++started;
-    const int current = ++now;
-    int seen = most.load();
-    while (current > seen && !most.compare_exchange_weak(seen, current)) {
-    }
-  }
-};
-
-class in_flight
-{
-public:
-  explicit in_flight(tracker& t) : tracker_(t) { tracker_.enter(); }
-  in_flight(const in_flight&) = delete;
-  in_flight& operator=(const in_flight&) = delete;
-  ~in_flight() { --tracker_.now; }
-
-private:
-  tracker& tracker_;
-};
-
-// Sleeps @p delay, then gives @p value.
-asio::awaitable<int> tracked_value(tracker& t, fanout::clock::duration delay, int value)
-{
-  in_flight guard(t);
-  try {
-    co_await fanout::sleep(delay);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted)
-      ++t.aborted;
-    throw;
-  }
-  ++t.finished;
-  co_return value;
-}
 
 asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay)
 {
@@ -117,56 +77,6 @@ boost::system::error_code code_of(const std::exception_ptr& e)
     return asio::error::fault;
   }
 }
-
-// A single-pass input range of 0, 1, ..., n-1 that counts the elements read
-// from it. Not a forward range, so the map copies each element out.
-class counting_input
-{
-public:
-  struct sentinel
-  {
-  };
-
-  class iterator
-  {
-  public:
-    using value_type = int;
-    using difference_type = std::ptrdiff_t;
-
-    iterator() = default;
-    explicit iterator(counting_input* range) : range_(range) {}
-
-    int operator*() const
-    {
-      ++range_->read;
-      return range_->next_;
-    }
-    iterator& operator++()
-    {
-      ++range_->next_;
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    [[nodiscard]] bool at_end() const { return range_->next_ >= range_->size_; }
-    friend bool operator==(const iterator& it, sentinel) { return it.at_end(); }
-
-  private:
-    counting_input* range_ = nullptr;
-  };
-
-  explicit counting_input(int size) : size_(size) {}
-  iterator begin() { return iterator(this); }
-  [[nodiscard]] sentinel end() const { return {}; }
-
-  std::atomic<int> read{0};
-
-private:
-  int size_;
-  int next_ = 0;
-};
-
-static_assert(std::ranges::input_range<counting_input&>);
-static_assert(!std::ranges::forward_range<counting_input&>);
 
 // Sleeps its delay and gives its input, tracked: one type for streams that
 // must have the same type.
@@ -336,14 +246,14 @@ FANOUT_CO_TEST_CASE(with_max_concurrency_k_a_slow_reader_never_has_more_than_k_i
       while (auto next = co_await stream.next()) {
         got.push_back(*next);
         ++consumed;
-        most_ahead = std::max(most_ahead, input.read.load() - consumed);
-        BOOST_TEST(input.read.load() - consumed <= static_cast<int>(k));
+        most_ahead = std::max(most_ahead, input.pulled.load() - consumed);
+        BOOST_TEST(input.pulled.load() - consumed <= static_cast<int>(k));
         co_await fanout::sleep(3ms); // a slow reader: the window fills meanwhile
-        most_ahead = std::max(most_ahead, input.read.load() - consumed);
-        BOOST_TEST(input.read.load() - consumed <= static_cast<int>(k));
+        most_ahead = std::max(most_ahead, input.pulled.load() - consumed);
+        BOOST_TEST(input.pulled.load() - consumed <= static_cast<int>(k));
       }
       BOOST_TEST(got == iota_vector(30));
-      BOOST_TEST(input.read.load() == 30);
+      BOOST_TEST(input.pulled.load() == 30);
       BOOST_TEST(t.most.load() <= static_cast<int>(k));
       BOOST_TEST(most_ahead == static_cast<int>(k)); // the window was used, not just respected
       BOOST_TEST(t.now.load() == 0);
@@ -361,7 +271,7 @@ FANOUT_CO_TEST_CASE(a_stream_that_is_never_read_starts_nothing)
   }
   co_await fanout::sleep(unit);
   BOOST_TEST(t.started.load() == 0);
-  BOOST_TEST(input.read.load() == 0);
+  BOOST_TEST(input.pulled.load() == 0);
 }
 
 FANOUT_CO_TEST_CASE(a_hundred_thousand_items_through_a_window_of_a_hundred_give_the_exact_sum)
@@ -380,7 +290,7 @@ FANOUT_CO_TEST_CASE(a_hundred_thousand_items_through_a_window_of_a_hundred_give_
       ++out_of_order;
     sum += *next;
     ++count;
-    most_ahead = std::max(most_ahead, input.read.load() - count);
+    most_ahead = std::max(most_ahead, input.pulled.load() - count);
   }
   BOOST_TEST(count == n);
   BOOST_TEST(out_of_order == 0);
@@ -455,7 +365,7 @@ FANOUT_CO_TEST_CASE(async_map_as_completed_with_a_window_never_has_more_than_k_i
     ++seen[next->first];
     ++consumed;
     co_await fanout::sleep(1ms);
-    most_ahead = std::max(most_ahead, input.read.load() - consumed);
+    most_ahead = std::max(most_ahead, input.pulled.load() - consumed);
   }
   BOOST_TEST(consumed == 25);
   BOOST_TEST(std::all_of(seen.begin(), seen.end(), [](int s) { return s == 1; }));
@@ -565,7 +475,7 @@ FANOUT_CO_TEST_CASE(destroying_a_stream_early_cancels_the_items_still_running)
   co_await fanout::sleep(unit);
   BOOST_TEST(t.now.load() == 0);
   BOOST_TEST(t.aborted.load() == 5);
-  BOOST_TEST(input.read.load() == 6); // and nothing more was pulled
+  BOOST_TEST(input.pulled.load() == 6); // and nothing more was pulled
 }
 
 FANOUT_CO_TEST_CASE(move_assigning_over_a_running_stream_cancels_its_items)

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/outcome.hpp>
@@ -38,56 +39,14 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using fanout::test::in_flight;
+using fanout::test::tracked_value;
+using fanout::test::tracker;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
 namespace {
-
-// Counts items in flight (from any thread) and how they ended.
-struct tracker
-{
-  std::atomic<int> now{0};
-  std::atomic<int> most{0};
-  std::atomic<int> started{0};
-  std::atomic<int> finished{0};
-  std::atomic<int> aborted{0};
-
-  void enter()
-  {
-    ++started;
-    const int current = ++now;
-    int seen = most.load();
-    while (current > seen && !most.compare_exchange_weak(seen, current)) {
-    }
-  }
-};
-
-class in_flight
-{
-public:
-  explicit in_flight(tracker& t) : tracker_(t) { tracker_.enter(); }
-  in_flight(const in_flight&) = delete;
-  in_flight& operator=(const in_flight&) = delete;
-  ~in_flight() { --tracker_.now; }
-
-private:
-  tracker& tracker_;
-};
-
-asio::awaitable<int> tracked_value(tracker& t, fanout::clock::duration delay, int value)
-{
-  in_flight guard(t);
-  try {
-    co_await fanout::sleep(delay);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted)
-      ++t.aborted;
-    throw;
-  }
-  ++t.finished;
-  co_return value;
-}
 
 asio::awaitable<void> tracked_void(tracker& t, fanout::clock::duration delay)
 {
