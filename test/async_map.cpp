@@ -39,6 +39,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(async_map_tests)
+
 namespace asio = boost::asio;
 using fanout::test::counting_input;
 using namespace std::chrono_literals;
@@ -839,3 +843,5 @@ BOOST_AUTO_TEST_CASE(async_map_on_a_thread_pool_rethrows_a_failure_and_cancels_t
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // async_map_tests

@@ -18,6 +18,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(callable_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -216,3 +220,5 @@ BOOST_AUTO_TEST_CASE(invocations_can_be_made_directly, *boost::unit_test::timeou
   BOOST_TEST(!coroutine.is_blocking());
   BOOST_TEST(fanout::run(coroutine.take_coroutine()) == 4);
 }
+
+BOOST_AUTO_TEST_SUITE_END() // callable_tests

@@ -53,6 +53,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(faults_tests)
+
 // Sanitized builds (TSan, ASan, and clang's UBSan, which the clang preset
 // uses) run 5-15 times slower: the huge-input test scales down there.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -1516,3 +1520,8 @@ FANOUT_CO_TEST_CASE(the_largest_clock_duration_means_never_for_sleep_timeouts_an
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// This file's macros end here (the suites share unity batches).
+#undef FANOUT_FAULTS_SANITIZED
+
+BOOST_AUTO_TEST_SUITE_END() // faults_tests

@@ -32,6 +32,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(map_options_tests)
+
 namespace asio = boost::asio;
 using fanout::test::counting_input;
 using fanout::test::in_flight;
@@ -554,3 +558,5 @@ FANOUT_CO_TEST_CASE(a_fail_fast_map_of_offloaded_calls_throws_timed_out_only_aft
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // map_options_tests

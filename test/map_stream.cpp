@@ -37,6 +37,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(map_stream_tests)
+
 namespace asio = boost::asio;
 using fanout::test::counting_input;
 using fanout::test::in_flight;
@@ -575,3 +579,5 @@ BOOST_AUTO_TEST_CASE(a_stream_read_on_a_thread_pool_gives_every_result_in_order,
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // map_stream_tests

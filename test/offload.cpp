@@ -38,6 +38,10 @@
 #include <thread>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(offload_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -492,3 +496,5 @@ BOOST_AUTO_TEST_CASE(the_blocking_pool_has_the_configured_number_of_threads)
   BOOST_TEST(fanout::blocking_pool_size() == expected);
   BOOST_TEST(fanout::blocking_pool_size() >= 1U);
 }
+
+BOOST_AUTO_TEST_SUITE_END() // offload_tests

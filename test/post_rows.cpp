@@ -19,6 +19,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(post_rows_tests)
+
 // The seven timed examples of "Asynchronous part 1" (Python 3.4 asyncio),
 // written with fanout the way the post writes them, one second scaled down to
 // fanout::test::unit. Each row prints what the post prints (into a string
@@ -288,3 +292,5 @@ BOOST_AUTO_TEST_CASE(row_7_mixin_it_up_with_blocking_calls_offloaded_takes_one_u
   BOOST_TEST(tracker.most.load() == 5);
   FANOUT_CHECK_ELAPSED(elapsed.count(), unit);
 }
+
+BOOST_AUTO_TEST_SUITE_END() // post_rows_tests

@@ -25,6 +25,10 @@
 #include <string>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(race_tests)
+
 namespace {
 
 namespace asio = boost::asio;
@@ -202,3 +206,5 @@ BOOST_AUTO_TEST_CASE(a_race_on_a_four_thread_pool_has_exactly_one_winner_and_lea
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // race_tests

@@ -18,6 +18,10 @@
 #include <string>
 #include <thread>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(run_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -271,3 +275,5 @@ FANOUT_CO_TEST_CASE(co_test_cases_run_inside_a_coroutine_on_their_own_context)
   co_await fanout::sleep(1ms);
   BOOST_TEST((std::this_thread::get_id() == caller));
 }
+
+BOOST_AUTO_TEST_SUITE_END() // run_tests

@@ -26,6 +26,10 @@
 #include <thread>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(schedule_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -456,3 +460,5 @@ BOOST_AUTO_TEST_CASE(call_every_on_a_thread_pool_never_overlaps_its_calls, *boos
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // schedule_tests

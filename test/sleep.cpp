@@ -24,6 +24,10 @@
 #include <thread>
 #include <variant>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(sleep_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -437,3 +441,5 @@ BOOST_AUTO_TEST_CASE(async_sleep_cancelled_after_completion_is_unaffected, *boos
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // sleep_tests

@@ -40,6 +40,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(stress_tests)
+
 // Stress tests: many items with random delays, failures and cancellations,
 // fail-fast and collect-all, on one thread and on a 4-thread pool, checking
 // every result, every failure and that nothing is left running.
@@ -890,3 +894,10 @@ STRESS_TEST_CASE(streams_cancelled_by_the_reader_at_a_random_element_end_with_op
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// This file's macros end here (the suites share unity batches).
+#undef STRESS_TEST_CASE
+#undef STRESS_CONTEXT
+#undef FANOUT_STRESS_SANITIZED
+
+BOOST_AUTO_TEST_SUITE_END() // stress_tests

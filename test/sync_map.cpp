@@ -19,6 +19,10 @@
 #include <thread>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(sync_map_tests)
+
 namespace asio = boost::asio;
 using fanout::test::seconds_since;
 using fanout::test::unit;
@@ -181,3 +185,5 @@ BOOST_AUTO_TEST_CASE(sync_map_on_a_given_io_context_lets_its_other_work_progress
   BOOST_TEST((seen == std::vector<int>{2}));
   BOOST_TEST(ticks == 1);
 }
+
+BOOST_AUTO_TEST_SUITE_END() // sync_map_tests

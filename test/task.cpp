@@ -31,6 +31,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(task_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -595,3 +599,5 @@ FANOUT_CO_TEST_CASE(tasks_spawned_from_several_threads_all_complete)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // task_tests

@@ -33,6 +33,10 @@
 #include <tuple>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(task_group_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -663,3 +667,8 @@ GROUP_TEST_CASE(destroying_a_group_that_was_never_joined_cancels_its_tasks)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// This file's macros end here (the suites share unity batches).
+#undef GROUP_TEST_CASE
+
+BOOST_AUTO_TEST_SUITE_END() // task_group_tests

@@ -30,6 +30,10 @@
 #include <thread>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(timeout_tests)
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
@@ -535,3 +539,5 @@ BOOST_AUTO_TEST_CASE(timeouts_on_a_thread_pool_give_values_and_timed_out_as_expe
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // timeout_tests

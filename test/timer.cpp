@@ -18,6 +18,10 @@
 #include <thread>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(timer_tests)
+
 using namespace std::chrono_literals;
 using fanout::test::seconds_since;
 using fanout::test::unit;
@@ -247,3 +251,5 @@ FANOUT_CO_TEST_CASE(timer_measures_time_across_coroutine_suspension)
   FANOUT_CHECK_ELAPSED(*value, unit);
   FANOUT_CHECK_ELAPSED(sunk, unit);
 }
+
+BOOST_AUTO_TEST_SUITE_END() // timer_tests

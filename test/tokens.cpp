@@ -38,6 +38,10 @@
 #include <utility>
 #include <vector>
 
+// Every suite sits in its own top-level suite (and namespace): the suites are
+// compiled together in unity batches (test/CMakeLists.txt).
+BOOST_AUTO_TEST_SUITE(tokens_tests)
+
 namespace asio = boost::asio;
 using fanout::test::in_flight;
 using fanout::test::tracked_value;
@@ -737,3 +741,5 @@ BOOST_AUTO_TEST_CASE(async_sleep_callback_bound_to_a_strand_runs_on_it, *boost::
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END() // tokens_tests

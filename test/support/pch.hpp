@@ -1,4 +1,4 @@
-// Precompiled for every test executable: the Boost headers every suite parses
+// Precompiled for fanout_tests: the Boost headers every suite parses
 // (about a fifth of each test's compile time). fanout's own headers stay out,
 // so that each suite still includes what it uses.
 #pragma once
