@@ -9,32 +9,21 @@
 #include "fanout/timeout.hpp"
 
 #include "fanout/detail/completion.hpp"
-#include "fanout/detail/executor_traits.hpp"
-#include "fanout/detail/parked_handlers.hpp"
+#include "fanout/detail/map_engine_core.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <algorithm>
-#include <atomic>
-
 #include <cstddef>
 #include <deque>
 #include <exception>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -147,9 +136,10 @@ enum class map_delivery {
   as_completed, // one at a time, as items finish, with their index (async_map_as_completed)
 };
 
+// Everything that does not depend on these types (workers' places, stopping,
+// the deadline, the waiter) is in map_engine_core, compiled once.
 template <error_policy Policy, map_delivery Delivery, typename F, typename... Views>
-class map_engine final : public std::enable_shared_from_this<map_engine<Policy, Delivery, F, Views...>>,
-                         public handler_parker
+class map_engine final : public map_engine_core
 {
 public:
   static constexpr bool settled = Policy == error_policy::collect_all;
@@ -174,37 +164,16 @@ public:
   static constexpr bool plain_calls = !is_awaitable_v<call_result> && !is_invocation_v<call_result>;
 
   map_engine(const map_options& options, boost::asio::any_io_executor executor, F f, Views... views)
-      : options_(options), executor_(std::move(executor)), function_(std::move(f)), views_(std::move(views)...),
+      : map_engine_core(options, std::move(executor), plain_calls && options.blocking == blocking_policy::run_inline,
+                        Delivery == map_delivery::collect),
+        function_(std::move(f)), views_(std::move(views)...),
         iterators_(std::apply([](auto&... v) { return std::make_tuple(std::ranges::begin(v.get())...); }, views_))
-  {
-    limit_ = options_.max_concurrency == 0 ? std::numeric_limits<std::size_t>::max() : options_.max_concurrency;
-    inline_calls_ = plain_calls && options_.blocking == blocking_policy::run_inline;
-    if (inline_calls_)
-      limit_ = 1;
-    // A collect map on an executor that runs one thing at a time is only ever
-    // touched from that executor's thread: no lock needed. (A stream's
-    // executor is not known until its first next().)
-    if (Delivery == map_delivery::collect && runs_serially(executor_))
-      mutex_.skip_locking();
-  }
+  {}
 
   // Arms the deadline and spawns the first workers.
   void start()
   {
-    auto self = this->shared_from_this();
-    if (options_.deadline && *options_.deadline <= clock::now()) {
-      std::lock_guard lock(mutex_);
-      stop_locked(timed_out_error()); // already past: nothing starts
-    } else if (options_.deadline) {
-      deadline_timer_.emplace(executor_, *options_.deadline);
-      deadline_timer_->async_wait([self](boost::system::error_code ec) {
-        if (ec)
-          return; // cancelled: the map finished first
-        std::lock_guard lock(self->mutex_);
-        if (!self->finished_)
-          self->stop_locked(timed_out_error());
-      });
-    }
+    arm_deadline();
     if constexpr (plain_calls && Delivery == map_delivery::collect) {
       if (inline_calls_) {
         run_inline();
@@ -220,21 +189,9 @@ public:
   {
     return boost::asio::async_initiate<Token, void()>(
         [](auto handler, std::shared_ptr<map_engine> self) {
-          std::unique_lock lock(self->mutex_);
-          if (self->finished_) {
-            lock.unlock();
-            post_completion(std::move(handler), self->executor_);
-            return;
-          }
-          self->waiter_.emplace(std::move(handler));
-          self->park_locked();
-          // Assigned after type erasure: any_completion_handler takes over the
-          // handler's slot and offers its own, which is where ours must go.
-          auto slot = boost::asio::get_associated_cancellation_slot(*self->waiter_);
-          if (slot.is_connected())
-            slot.assign([self](boost::asio::cancellation_type_t) { self->cancel(); });
+          self->wait(boost::asio::any_completion_handler<void()>(std::move(handler)));
         },
-        token, this->shared_from_this());
+        token, self());
   }
 
   // Collect maps: the results in input order, or the first failure rethrown.
@@ -269,48 +226,34 @@ public:
           }
           self->deliver_or_park(std::move(handler));
         },
-        token, this->shared_from_this());
-  }
-
-  // Cancels every running item and starts no more (the consumer was
-  // cancelled or went away). Does nothing once the map has finished.
-  void cancel()
-  {
-    std::lock_guard lock(mutex_);
-    if (finished_)
-      return;
-    stop_locked(std::make_exception_ptr(
-        boost::system::system_error(boost::asio::error::operation_aborted, "fanout::async_map")));
-  }
-
-  // The executor's context is shutting down: destroy a parked waiter without
-  // invoking it (it owns the awaiting coroutine, which owns this engine).
-  void drop_parked_handlers() noexcept override
-  {
-    std::optional<boost::asio::any_completion_handler<void()>> waiter;
-    std::optional<stream_waiter> next_waiter;
-    {
-      std::lock_guard lock(mutex_);
-      waiter.swap(waiter_);
-      next_waiter.swap(stream_waiter_);
-    }
+        token, self());
   }
 
 private:
-  using strand_type = boost::asio::any_io_executor; // a strand of executor_, or executor_ itself
-  using stream_waiter = boost::asio::any_completion_handler<next_signature>;
+  std::shared_ptr<map_engine> self() { return std::static_pointer_cast<map_engine>(shared_from_this()); }
 
-  // One worker's place: a strand of the map's executor (shared with other
-  // places), on which the worker runs and its cancellation signal is emitted
-  // (so emitting never races with the worker, even on a multi-threaded
-  // executor), and the signal bound to the worker's co_spawn. Reused by later
-  // workers once its worker finished.
-  struct worker_slot
+  void drop_stream_waiter() noexcept override
   {
-    explicit worker_slot(strand_type s) : strand(std::move(s)) {}
-    strand_type strand;
-    boost::asio::cancellation_signal signal;
-  };
+    if constexpr (streaming) {
+      std::optional<stream_waiter> waiter;
+      {
+        std::lock_guard lock(mutex_);
+        waiter.swap(stream_waiter_);
+      }
+    }
+  }
+  void on_finished() override
+  {
+    if constexpr (streaming)
+      notify();
+  }
+  void on_worker_left() override
+  {
+    if constexpr (streaming)
+      spawn_workers(); // a worker that left for want of room may have room again
+  }
+
+  using stream_waiter = boost::asio::any_completion_handler<next_signature>;
 
   struct item
   {
@@ -362,10 +305,7 @@ private:
         out.reserve(std::apply(
             [](auto&... v) { return std::min({static_cast<std::size_t>(std::ranges::size(v.get()))...}); }, views_));
     }
-    {
-      std::lock_guard lock(mutex_);
-      ++spawning_;
-    }
+    begin_spawning();
     auto its = std::move(iterators_);
     const auto ends = std::apply([](auto&... v) { return std::make_tuple(std::ranges::end(v.get())...); }, views_);
     std::size_t count = 0;
@@ -411,18 +351,7 @@ private:
       direct_ = std::move(out);
       direct_used_ = true;
     }
-    bool done = false;
-    {
-      std::lock_guard lock(mutex_);
-      pulled_ += count;
-      exhausted_ = exhausted_ || exhausted;
-      if (failure)
-        stop_locked(std::move(failure));
-      --spawning_;
-      done = done_locked();
-    }
-    if (done)
-      finish();
+    end_spawning(count, exhausted, std::move(failure));
   }
 
   // Spawns workers while there is room and input: one per item, each with its
@@ -431,11 +360,7 @@ private:
   // suspending goes on pulling, so trivial items cost no spawn each.
   void spawn_workers()
   {
-    auto self = this->shared_from_this();
-    {
-      std::lock_guard lock(mutex_);
-      ++spawning_;
-    }
+    begin_spawning();
     for (;;) {
       std::optional<item> first;
       worker_slot* place = nullptr;
@@ -452,110 +377,11 @@ private:
         }
         if (!first)
           break;
-        ++workers_;
-        if (free_slots_.empty()) {
-          // Workers share a few strands: enough for every thread of a pool to
-          // run a worker, without creating a strand per worker.
-          if (strands_.empty() && runs_serially(executor_))
-            strands_.push_back(executor_); // one thread at a time already: no strands needed
-          else if (strands_.size() < strand_count && (strands_.empty() || strands_.front() != executor_))
-            strands_.push_back(boost::asio::make_strand(executor_));
-          place = &slots_.emplace_back(strands_[slots_.size() % strands_.size()]);
-        } else {
-          place = free_slots_.back();
-          free_slots_.pop_back();
-        }
+        place = acquire_place_locked();
       }
-      boost::asio::dispatch(place->strand, [self, place, first = std::move(*first)]() mutable {
-        boost::asio::co_spawn(
-            place->strand, worker(self, std::move(first)),
-            boost::asio::bind_cancellation_slot(
-                place->signal.slot(), [self, place](std::exception_ptr e) { self->worker_done(std::move(e), place); }));
-      });
+      spawn(place, worker(self(), std::move(*first)));
     }
-    bool done = false;
-    {
-      std::lock_guard lock(mutex_);
-      --spawning_;
-      done = done_locked();
-    }
-    if (done)
-      finish();
-  }
-
-  // All work is over: no worker runs, none is being spawned, and no more will be.
-  bool done_locked() const { return !finished_ && workers_ == 0 && spawning_ == 0 && (exhausted_ || stopping_); }
-
-  // Records the first failure, starts no more items and cancels the running
-  // ones, each through its own strand. Called with the mutex held.
-  void stop_locked(std::exception_ptr e)
-  {
-    if (!error_)
-      error_ = std::move(e);
-    if (stopping_)
-      return;
-    stopping_ = true;
-    stop_flag_.store(true, std::memory_order_relaxed);
-    for (auto& place : slots_)
-      boost::asio::dispatch(place.strand, [self = this->shared_from_this(), signal = &place.signal] {
-        signal->emit(boost::asio::cancellation_type::terminal);
-      });
-  }
-
-  void fail(std::exception_ptr e)
-  {
-    std::lock_guard lock(mutex_);
-    stop_locked(std::move(e));
-  }
-
-  // Runs on the worker's strand when its co_spawn completes.
-  void worker_done(std::exception_ptr e, worker_slot* place)
-  {
-    bool done = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (e) // the worker failed outside an item: pulling threw, or it was cancelled before starting
-        stop_locked(std::move(e));
-      --workers_;
-      free_slots_.push_back(place);
-      done = done_locked();
-    }
-    if (done)
-      finish();
-    else if constexpr (streaming)
-      spawn_workers(); // a worker that left for want of room may have room again
-  }
-
-  // Every worker has finished: the result is final. Wakes the waiter.
-  void finish()
-  {
-    std::optional<boost::asio::any_completion_handler<void()>> waiter;
-    {
-      std::lock_guard lock(mutex_);
-      finished_ = true;
-      waiter.swap(waiter_);
-      if (waiter)
-        unpark_locked();
-    }
-    if (deadline_timer_)
-      deadline_timer_->cancel();
-    if (waiter)
-      post_completion(std::move(*waiter), executor_);
-    if constexpr (streaming)
-      notify();
-  }
-
-  // A waiter is parked: the context must drop it if it shuts down first.
-  void park_locked()
-  {
-    if (!parked_service_)
-      parked_service_ = &parked_handlers_of(executor_);
-    parked_service_->park(this->shared_from_this());
-  }
-  void unpark_locked()
-  {
-    if (parked_service_)
-      parked_service_->unpark(this);
+    end_spawning();
   }
 
   // Streams: the next element, if one is ready and no failure is pending.
@@ -588,7 +414,7 @@ private:
       lock.unlock();
       post_completion(std::forward<Handler>(handler), executor_, std::exception_ptr(), std::move(element));
       // Room in the window: spawn from the executor, not inside this initiation.
-      boost::asio::post(executor_, [self = this->shared_from_this()] { self->spawn_workers(); });
+      boost::asio::post(executor_, [self = self()] { self->spawn_workers(); });
       return;
     }
     if (finished_) {
@@ -603,7 +429,7 @@ private:
     // handler's slot and offers its own, which is where ours must go.
     auto slot = boost::asio::get_associated_cancellation_slot(*stream_waiter_);
     if (slot.is_connected())
-      slot.assign([self = this->shared_from_this()](boost::asio::cancellation_type_t) { self->cancel(); });
+      slot.assign([self = self()](boost::asio::cancellation_type_t) { self->cancel(); });
   }
 
   // Streams: hands a parked consumer its element, or the end.
@@ -735,46 +561,18 @@ private:
     }
   }
 
-  const map_options options_;
-  // Where workers run; for streams, set by the first next().
-  boost::asio::any_io_executor executor_;
   // The mapped function: shared by every worker (and pool thread, when
   // offloading), so calls to it may overlap.
   F function_;
   std::tuple<Views...> views_;
   std::tuple<std::ranges::iterator_t<typename Views::range_type&>...> iterators_;
-  std::size_t limit_ = 0;     // most workers at once; for streams, also most items pulled and not yet consumed
-  bool inline_calls_ = false; // plain calls made inline: no workers, no timeouts
-  // Set with stopping_, for run_inline to check without the lock.
-  std::atomic<bool> stop_flag_{false};
   // run_inline's results, in order (collect maps of plain inline calls).
   std::conditional_t<std::is_void_v<stored_type>, no_value, std::vector<stored_type>> direct_;
   bool direct_used_ = false;
-  // Fires at options_.deadline; cancelled when the map finishes.
-  std::optional<boost::asio::steady_timer> deadline_timer_;
-
-  // Guards everything below: pulling from the iterators, result slots and
-  // queues, worker places, and the bookkeeping. Held only for those short
-  // steps, never while an item runs or a worker is spawned.
-  optional_mutex mutex_; // locks unless every access is on one serial executor
+  // Guarded by the core's mutex_, like the iterators.
   results_type results_;
   std::deque<std::pair<std::size_t, storable_type>> ready_; // as-completed results not yet consumed
-  static constexpr std::size_t strand_count = 16;
-  std::vector<strand_type> strands_;     // shared by the workers, round robin
-  std::deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
-  std::vector<worker_slot*> free_slots_; // places whose worker has finished
-  std::size_t workers_ = 0;              // workers spawned and not yet finished
-  std::size_t spawning_ = 0;             // calls of spawn_workers in progress
-  std::size_t pulled_ = 0;               // items taken from the ranges
-  std::size_t consumed_ = 0;             // stream elements handed to the consumer
-  bool started_ = false;                 // streams: the first next() started the map
-  bool exhausted_ = false;               // a range reached its end
-  bool stopping_ = false;                // no more items start
-  bool finished_ = false;                // all work is over; the outcome is final
-  std::exception_ptr error_;             // the first failure (or operation_aborted, timed_out)
-  std::optional<boost::asio::any_completion_handler<void()>> waiter_; // collect: the awaiting coroutine
-  parked_handlers_service* parked_service_ = nullptr;                 // where a parked waiter is registered
-  std::optional<stream_waiter> stream_waiter_;                        // streams: a parked next()
+  std::optional<stream_waiter> stream_waiter_;              // streams: a parked next()
 };
 
 } // namespace fanout::detail
