@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/counting_input.hpp"
+#include "support/outcomes.hpp"
 #include "support/ranges.hpp"
 
 #include <fanout/callable.hpp>
@@ -46,6 +47,10 @@ BOOST_AUTO_TEST_SUITE(async_map_tests)
 namespace asio = boost::asio;
 using fanout::test::counting_input;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::emit_after;
+using fanout::test::is_boom;
+using fanout::test::joined;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
@@ -102,41 +107,6 @@ asio::awaitable<std::string> b()
   in_flight guard(post_tracker);
   co_await fanout::sleep(unit);
   co_return "b";
-}
-
-std::string joined(const std::vector<std::string>& words)
-{
-  std::string out;
-  for (const auto& w : words)
-    out += (out.empty() ? "" : " ") + w;
-  return out;
-}
-
-bool is_boom(const std::runtime_error& e)
-{
-  return std::string(e.what()) == "boom";
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
-void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay)
-{
-  timer.expires_after(delay);
-  timer.async_wait([&signal](boost::system::error_code ec) {
-    if (!ec)
-      signal.emit(asio::cancellation_type::terminal);
-  });
 }
 
 } // namespace

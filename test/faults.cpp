@@ -5,6 +5,7 @@
 #include "support/co_test.hpp"
 #include "support/counting_input.hpp"
 #include "support/lifetime.hpp"
+#include "support/outcomes.hpp"
 #include "support/ranges.hpp"
 
 #include <fanout/callable.hpp>
@@ -70,11 +71,16 @@ BOOST_AUTO_TEST_SUITE(faults_tests)
 namespace asio = boost::asio;
 using fanout::test::counting_input;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
 using fanout::test::counted;
+using fanout::test::emit_after;
+using fanout::test::exception_of;
+using fanout::test::iota_vector;
 using fanout::test::item_scope;
 using fanout::test::lifetime_counts;
 using fanout::test::live_items;
 using fanout::test::seconds_since;
+using fanout::test::timed_out;
 using fanout::test::unit;
 
 namespace {
@@ -92,24 +98,6 @@ struct handler_error : std::runtime_error
   explicit handler_error(int t) : std::runtime_error("handler " + std::to_string(t)), tag(t) {}
   int tag;
 };
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
-boost::system::error_code timed_out()
-{
-  return fanout::make_error_code(fanout::error::timed_out);
-}
 
 // The tag of the tagged_error (or the int) @p e holds: -1 if null, -2 if
 // something else.
@@ -141,29 +129,6 @@ bool is_bad_function_call(const std::exception_ptr& e)
   }
 }
 
-// Awaits @p op and gives the exception it failed with (null on success).
-template <typename T>
-asio::awaitable<std::exception_ptr> exception_of(asio::awaitable<T> op)
-{
-  try {
-    if constexpr (std::is_void_v<T>)
-      co_await std::move(op);
-    else
-      (void)co_await std::move(op);
-  } catch (...) {
-    co_return std::current_exception();
-  }
-  co_return nullptr;
-}
-
-std::vector<int> iota_vector(int n)
-{
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i)
-    out.push_back(i);
-  return out;
-}
-
 // Runs @p ctx until @p done() holds (at most @p limit); tells whether it does.
 template <typename Predicate>
 bool run_until(asio::io_context& ctx, Predicate done, fanout::clock::duration limit = 10s)
@@ -182,15 +147,6 @@ bool wait_until(Predicate done, fanout::clock::duration limit = 10s)
   while (!done() && fanout::clock::now() < end)
     std::this_thread::sleep_for(1ms);
   return done();
-}
-
-void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay)
-{
-  timer.expires_after(delay);
-  timer.async_wait([&signal](boost::system::error_code ec) {
-    if (!ec)
-      signal.emit(asio::cancellation_type::terminal);
-  });
 }
 
 // A counted value made by a coroutine, after suspending once if asked.

@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/counting_input.hpp"
+#include "support/outcomes.hpp"
 #include "support/tracker.hpp"
 
 #include <fanout/async_map.hpp>
@@ -42,7 +43,13 @@ using fanout::test::in_flight;
 using fanout::test::tracked_value;
 using fanout::test::tracker;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::exception_of;
+using fanout::test::iota_vector;
+using fanout::test::is_timed_out;
+using fanout::test::message_of;
 using fanout::test::seconds_since;
+using fanout::test::timed_out;
 using fanout::test::unit;
 
 namespace {
@@ -52,65 +59,6 @@ asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay, std
   in_flight guard(t);
   co_await fanout::sleep(delay);
   throw std::runtime_error(what);
-}
-
-boost::system::error_code timed_out()
-{
-  return fanout::make_error_code(fanout::error::timed_out);
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
-std::string message_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& error) {
-    return error.what();
-  } catch (...) {
-    return "?";
-  }
-}
-
-bool is_timed_out(const boost::system::system_error& e)
-{
-  return e.code() == fanout::error::timed_out;
-}
-
-// Awaits @p op and gives the exception it failed with (null on success).
-template <typename T>
-asio::awaitable<std::exception_ptr> exception_of(asio::awaitable<T> op)
-{
-  try {
-    if constexpr (std::is_void_v<T>)
-      co_await std::move(op);
-    else
-      (void)co_await std::move(op);
-  } catch (...) {
-    co_return std::current_exception();
-  }
-  co_return nullptr;
-}
-
-std::vector<int> iota_vector(int n)
-{
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i)
-    out.push_back(i);
-  return out;
 }
 
 } // namespace

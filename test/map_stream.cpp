@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/counting_input.hpp"
+#include "support/outcomes.hpp"
 #include "support/tracker.hpp"
 
 #include <fanout/error.hpp>
@@ -47,40 +48,15 @@ using fanout::test::in_flight;
 using fanout::test::tracked_value;
 using fanout::test::tracker;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::iota_vector;
+using fanout::test::is_aborted;
+using fanout::test::is_boom;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
 using fanout::test::unit;
 
 namespace {
-
-asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay)
-{
-  in_flight guard(t);
-  co_await fanout::sleep(delay);
-  throw std::runtime_error("boom");
-}
-
-bool is_boom(const std::runtime_error& e)
-{
-  return std::string(e.what()) == "boom";
-}
-
-bool is_aborted(const boost::system::system_error& e)
-{
-  return e.code() == asio::error::operation_aborted;
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
 
 // Sleeps its delay and gives its input, tracked: one type for streams that
 // must have the same type.
@@ -138,14 +114,6 @@ private:
 };
 
 static_assert(std::ranges::input_range<throwing_input&>);
-
-std::vector<int> iota_vector(int n)
-{
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i)
-    out.push_back(i);
-  return out;
-}
 
 } // namespace
 

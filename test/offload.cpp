@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 #include "support/ranges.hpp"
 
 #include <fanout/async_map.hpp>
@@ -44,6 +45,8 @@ BOOST_AUTO_TEST_SUITE(offload_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::is_boom;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
@@ -73,24 +76,6 @@ std::string a()
   std::this_thread::sleep_for(unit);
   a_tracker.leave();
   return "a";
-}
-
-bool is_boom(const std::runtime_error& e)
-{
-  return std::string(e.what()) == "boom";
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
 }
 
 // Waits (polling) until @p flag is set, or fails after a generous time.

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -31,6 +32,7 @@ BOOST_AUTO_TEST_SUITE(post_rows_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::joined;
 using fanout::test::unit;
 
 namespace {
@@ -90,14 +92,6 @@ asio::awaitable<std::string> b()
   in_flight guard;
   co_await fanout::sleep(unit);
   co_return "b";
-}
-
-std::string joined(const std::vector<std::string>& words)
-{
-  std::string out;
-  for (const auto& w : words)
-    out += (out.empty() ? "" : " ") + w;
-  return out;
 }
 
 // What a row printed: the timer's label, the lines in between, and the

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/run.hpp>
@@ -32,6 +33,7 @@ BOOST_AUTO_TEST_SUITE(schedule_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
@@ -42,19 +44,6 @@ using seconds_d = std::chrono::duration<double>;
 double seconds_of(fanout::clock::duration d)
 {
   return seconds_d(d).count();
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
 }
 
 // Awaits @p t and gives the exception it failed with (null on success).

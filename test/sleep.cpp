@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -30,37 +31,12 @@ BOOST_AUTO_TEST_SUITE(sleep_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::emit_after;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
 namespace {
-
-// Emits terminal (or @p type) cancellation on @p signal after @p delay, from
-// the executor's own thread.
-void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay,
-                asio::cancellation_type type = asio::cancellation_type::terminal)
-{
-  timer.expires_after(delay);
-  timer.async_wait([&signal, type](boost::system::error_code ec) {
-    if (!ec)
-      signal.emit(type);
-  });
-}
-
-// The error code an exception_ptr carries, if it is a system_error; else a
-// code that no test expects.
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
 
 asio::awaitable<void> long_sleep()
 {

@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/lifetime.hpp"
+#include "support/outcomes.hpp"
 #include "support/ranges.hpp"
 
 #include <fanout/callable.hpp>
@@ -65,9 +66,11 @@ BOOST_AUTO_TEST_SUITE(stress_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
 using fanout::test::item_scope;
 using fanout::test::live_items;
 using fanout::test::seconds_since;
+using fanout::test::timed_out;
 
 namespace {
 
@@ -331,24 +334,6 @@ int failure_index_of(const std::exception_ptr& e)
   } catch (...) {
     return -2;
   }
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
-boost::system::error_code timed_out()
-{
-  return fanout::make_error_code(fanout::error::timed_out);
 }
 
 // Counts entries of @p values that differ from value_of(index).

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/run.hpp>
@@ -37,8 +38,13 @@ BOOST_AUTO_TEST_SUITE(task_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::is_aborted;
+using fanout::test::is_boom;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
 using fanout::test::unit;
+using fanout::test::value_after;
 
 namespace {
 
@@ -62,41 +68,6 @@ asio::awaitable<std::string> b(in_flight_tracker& tracker)
   co_await fanout::sleep(unit);
   tracker.leave();
   co_return "b";
-}
-
-asio::awaitable<int> value_after(fanout::clock::duration delay, int value)
-{
-  co_await fanout::sleep(delay);
-  co_return value;
-}
-
-asio::awaitable<int> throws_after(fanout::clock::duration delay)
-{
-  co_await fanout::sleep(delay);
-  throw std::runtime_error("boom");
-}
-
-bool is_boom(const std::runtime_error& e)
-{
-  return std::string(e.what()) == "boom";
-}
-
-bool is_aborted(const boost::system::system_error& e)
-{
-  return e.code() == asio::error::operation_aborted;
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
 }
 
 // Sets @p flag as the first thing it does, then sleeps.
@@ -173,8 +144,8 @@ BOOST_AUTO_TEST_SUITE(awaiting)
 
 FANOUT_CO_TEST_CASE(awaiting_async_wait_gives_the_task_value)
 {
-  auto t = fanout::spawn(co_await asio::this_coro::executor, value_after(unit, 42));
   const auto start = fanout::clock::now();
+  auto t = fanout::spawn(co_await asio::this_coro::executor, value_after(unit, 42));
   const int value = co_await t.async_wait();
   BOOST_TEST(value == 42);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
@@ -183,8 +154,8 @@ FANOUT_CO_TEST_CASE(awaiting_async_wait_gives_the_task_value)
 FANOUT_CO_TEST_CASE(awaiting_a_void_task_waits_for_it)
 {
   auto counter = std::make_shared<std::atomic<int>>(0);
-  auto t = fanout::spawn(co_await asio::this_coro::executor, counts_after(unit, counter, nullptr));
   const auto start = fanout::clock::now();
+  auto t = fanout::spawn(co_await asio::this_coro::executor, counts_after(unit, counter, nullptr));
   co_await t.async_wait();
   BOOST_TEST(counter->load() == 1);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);

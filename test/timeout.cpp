@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/run.hpp>
@@ -36,30 +37,16 @@ BOOST_AUTO_TEST_SUITE(timeout_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::emit_after;
+using fanout::test::is_timed_out;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
+using fanout::test::timed_out;
 using fanout::test::unit;
+using fanout::test::value_after;
 
 namespace {
-
-boost::system::error_code timed_out()
-{
-  return fanout::make_error_code(fanout::error::timed_out);
-}
-
-// The error code an exception_ptr carries, if it is a system_error; else a
-// code that no test expects.
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
 
 // Awaits @p op and gives the error code it failed with (success if none).
 template <typename T>
@@ -76,22 +63,6 @@ asio::awaitable<boost::system::error_code> error_of(asio::awaitable<T> op)
     co_return asio::error::fault;
   }
   co_return boost::system::error_code{};
-}
-
-void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay,
-                asio::cancellation_type type = asio::cancellation_type::terminal)
-{
-  timer.expires_after(delay);
-  timer.async_wait([&signal, type](boost::system::error_code ec) {
-    if (!ec)
-      signal.emit(type);
-  });
-}
-
-asio::awaitable<int> value_after(fanout::clock::duration delay, int value)
-{
-  co_await fanout::sleep(delay);
-  co_return value;
 }
 
 // What an operation under a deadline went through.
@@ -154,21 +125,10 @@ asio::awaitable<int> blocks_then_sleeps(std::shared_ptr<op_record> record, fanou
   co_return 1;
 }
 
-asio::awaitable<int> throws_after(fanout::clock::duration delay)
-{
-  co_await fanout::sleep(delay);
-  throw std::runtime_error("boom");
-}
-
 asio::awaitable<int> throws_aborted_after(fanout::clock::duration delay)
 {
   co_await fanout::sleep(delay);
   throw boost::system::system_error(asio::error::operation_aborted, "own abort");
-}
-
-bool is_timed_out(const boost::system::system_error& e)
-{
-  return e.code() == fanout::error::timed_out;
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
+#include "support/outcomes.hpp"
 #include "support/tracker.hpp"
 
 #include <fanout/error.hpp>
@@ -47,7 +48,12 @@ using fanout::test::in_flight;
 using fanout::test::tracked_value;
 using fanout::test::tracker;
 using namespace std::chrono_literals;
+using fanout::test::code_of;
+using fanout::test::emit_after;
+using fanout::test::iota_vector;
+using fanout::test::message_of;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
 using fanout::test::unit;
 
 namespace {
@@ -55,57 +61,6 @@ namespace {
 asio::awaitable<void> tracked_void(tracker& t, fanout::clock::duration delay)
 {
   (void)co_await tracked_value(t, delay, 0);
-}
-
-asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay)
-{
-  in_flight guard(t);
-  co_await fanout::sleep(delay);
-  throw std::runtime_error("boom");
-}
-
-boost::system::error_code code_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code();
-  } catch (...) {
-    return asio::error::fault;
-  }
-}
-
-std::string message_of(const std::exception_ptr& e)
-{
-  if (!e)
-    return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& error) {
-    return error.what();
-  } catch (...) {
-    return "?";
-  }
-}
-
-void emit_after(asio::steady_timer& timer, asio::cancellation_signal& signal, fanout::clock::duration delay,
-                asio::cancellation_type type)
-{
-  timer.expires_after(delay);
-  timer.async_wait([&signal, type](boost::system::error_code ec) {
-    if (!ec)
-      signal.emit(type);
-  });
-}
-
-std::vector<int> iota_vector(int n)
-{
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i)
-    out.push_back(i);
-  return out;
 }
 
 constexpr asio::cancellation_type all_types[] = {asio::cancellation_type::terminal, asio::cancellation_type::partial,

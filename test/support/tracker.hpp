@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <atomic>
+#include <stdexcept>
 
 namespace fanout::test {
 
@@ -58,6 +59,15 @@ inline boost::asio::awaitable<int> tracked_value(tracker& t, fanout::clock::dura
   }
   ++t.finished;
   co_return value;
+}
+
+/// An item that sleeps @p delay, then throws std::runtime_error("boom");
+/// in flight in @p t meanwhile.
+inline boost::asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay)
+{
+  in_flight guard(t);
+  co_await fanout::sleep(delay);
+  throw std::runtime_error("boom");
 }
 
 } // namespace fanout::test
