@@ -13,6 +13,12 @@
 //   inline/...   a trivial plain callable: async_map (run inline, the default),
 //                a plain loop, and the same loop in a coroutine run on the
 //                io_context the way each map is (the same harness cost).
+//   sleep/...    a coroutine that first waits 5 ms on a steady_timer (items
+//                that really suspend, each for the whole map): async_map
+//                unbounded, the co_spawn loop and the parallel group. Timed
+//                as the overshoot: the map's wall time minus the 5 ms, per
+//                item (Google Benchmark's manual time), i.e. the cost of
+//                starting, waking and collecting N suspended coroutines.
 //   offload/...  the plain callable as a blocking call on fanout's pool:
 //                async_map with blocking_policy::offload, and a co_spawn loop
 //                and a parallel group whose coroutines co_await the same
@@ -53,7 +59,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -233,6 +241,14 @@ bool any_failure = false;
 const auto twice_coroutine = [](int i) -> asio::awaitable<int> { co_return i * 2; };
 const auto twice_plain = [](int i) { return i * 2; };
 
+// An item that suspends: a timer wait of `sleep_wait` first.
+constexpr std::chrono::milliseconds sleep_wait{5};
+const auto twice_after_sleep = [](int i) -> asio::awaitable<int> {
+  asio::steady_timer timer(co_await asio::this_coro::executor, sleep_wait);
+  co_await timer.async_wait(asio::use_awaitable);
+  co_return i * 2;
+};
+
 // The offloaded item of the baselines: the same primitive async_map uses.
 asio::awaitable<int> twice_offloaded(int i)
 {
@@ -342,8 +358,10 @@ bool correct(const std::vector<int>& inputs, const results& out)
 
 // Times one map of state.range(0) items per iteration; `run(ctx, inputs)`
 // returns the results. Checks the last iteration's results.
+// For the sleep/... family (`waited` > 0), each iteration's time is its
+// overshoot: wall time minus `waited` (manual time).
 template <typename Run>
-void measure(benchmark::State& state, Run run)
+void measure(benchmark::State& state, Run run, std::chrono::nanoseconds waited = {})
 {
   const auto n = static_cast<std::size_t>(state.range(0));
   const std::vector<int> inputs = make_inputs(n);
@@ -351,7 +369,11 @@ void measure(benchmark::State& state, Run run)
   results last;
   const heap::snapshot before = heap::now();
   for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
     results out = run(ctx, inputs);
+    if (waited.count() > 0)
+      state.SetIterationTime(
+          std::max(0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - start - waited).count()));
     benchmark::DoNotOptimize(out.data());
     last.swap(out);
   }
@@ -397,6 +419,13 @@ std::vector<case_t> cases()
   all.push_back(
       {"inline/plain/loop_on_executor", [](ctx_t& ctx, in_t in) { return run_on(ctx, plain_loop_on_executor(in)); }});
 
+  all.push_back({"sleep/fanout/unbounded",
+                 [](ctx_t& ctx, in_t in) { return run_on(ctx, fanout::async_map(twice_after_sleep, in)); }});
+  all.push_back({"sleep/asio/co_spawn_loop",
+                 [](ctx_t& ctx, in_t in) { return run_on(ctx, co_spawn_loop(in, twice_after_sleep)); }});
+  all.push_back({"sleep/asio/parallel_group",
+                 [](ctx_t& ctx, in_t in) { return run_on(ctx, parallel_group_map(in, twice_after_sleep)); }});
+
   all.push_back({"offload/fanout/unbounded", [](ctx_t& ctx, in_t in) {
                    return run_on(ctx,
                                  fanout::async_map({.blocking = fanout::blocking_policy::offload}, twice_plain, in));
@@ -439,15 +468,20 @@ int main(int argc, char** argv)
       smoke ? std::vector<std::int64_t>{1, 100} : std::vector<std::int64_t>{1'000, 10'000, 100'000, 1'000'000};
   for (auto& c : cases()) {
     const bool offload = c.name.starts_with("offload/");
+    const bool sleeping = c.name.starts_with("sleep/");
     std::vector<std::int64_t> args;
     for (const std::int64_t n : sizes)
-      if (n <= max_n && (!offload || n <= offload_max_n))
+      if (n <= max_n && (!offload || n <= offload_max_n) && (!sleeping || n <= 100'000))
         args.push_back(n);
     if (args.empty())
       continue;
-    auto* b =
-        benchmark::RegisterBenchmark(c.name.c_str(), [run = c.run](benchmark::State& state) { measure(state, run); });
-    b->UseRealTime()->Unit(benchmark::kMicrosecond);
+    const std::chrono::nanoseconds waited = sleeping ? sleep_wait : std::chrono::nanoseconds{};
+    auto* b = benchmark::RegisterBenchmark(
+        c.name.c_str(), [run = c.run, waited](benchmark::State& state) { measure(state, run, waited); });
+    if (sleeping)
+      b->UseManualTime()->Unit(benchmark::kMicrosecond);
+    else
+      b->UseRealTime()->Unit(benchmark::kMicrosecond);
     for (const std::int64_t n : args)
       b->Arg(n);
     if (smoke)
