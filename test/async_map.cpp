@@ -624,8 +624,8 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_cancels_every_item)
   std::atomic<int> aborted{0};
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
-  emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit);
   auto [e, results] =
       co_await asio::co_spawn(ex,
                               fanout::async_map(
@@ -656,8 +656,8 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_starts_no_more_items)
   in_flight_tracker tracker;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
-  emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit);
   auto [e, results] =
       co_await asio::co_spawn(ex,
                               fanout::async_map(
@@ -681,8 +681,8 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_of_offloaded_calls_waits_f
   std::atomic<int> ran{0};
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
-  emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit);
   auto [e, results] =
       co_await asio::co_spawn(ex,
                               fanout::async_map(

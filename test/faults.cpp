@@ -968,8 +968,8 @@ FANOUT_CO_TEST_CASE(cancellation_that_arrived_before_the_map_started_starts_no_i
       int calls = 0;
       asio::cancellation_signal signal;
       asio::steady_timer canceller(ex);
-      emit_after(canceller, signal, 5ms);
       const auto start = fanout::clock::now();
+      emit_after(canceller, signal, 5ms);
       auto [e, size] =
           co_await asio::co_spawn(ex, map_after_cancellation(throw_if_cancelled, coroutine_items, calls),
                                   asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
@@ -994,8 +994,8 @@ FANOUT_CO_TEST_CASE(cancellation_while_items_wait_for_the_window_never_starts_th
     live_items items;
     asio::cancellation_signal signal;
     asio::steady_timer canceller(ex);
-    emit_after(canceller, signal, 10ms);
     const auto start = fanout::clock::now();
+    emit_after(canceller, signal, 10ms);
     auto [e, r] =
         co_await asio::co_spawn(ex,
                                 fanout::async_map(
@@ -1078,8 +1078,8 @@ FANOUT_CO_TEST_CASE(cancellation_while_items_run_aborts_the_suspended_ones_and_l
     };
     asio::cancellation_signal signal;
     asio::steady_timer canceller(ex);
-    emit_after(canceller, signal, 10ms);
     const auto start = fanout::clock::now();
+    emit_after(canceller, signal, 10ms);
     std::exception_ptr e;
     if (settled)
       e = std::get<0>(

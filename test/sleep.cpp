@@ -116,9 +116,9 @@ FANOUT_CO_TEST_CASE(sleep_ends_early_with_operation_aborted_when_cancelled)
   auto ex = co_await asio::this_coro::executor;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
+  const auto start = fanout::clock::now();
   emit_after(canceller, signal, unit);
 
-  const auto start = fanout::clock::now();
   auto [e] = co_await asio::co_spawn(ex, long_sleep(),
                                      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(static_cast<bool>(e));
@@ -310,8 +310,8 @@ BOOST_AUTO_TEST_CASE(async_sleep_with_use_future_throws_operation_aborted_when_c
   asio::io_context ctx;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ctx);
-  emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit);
   std::future<void> done =
       fanout::async_sleep(ctx.get_executor(), 10s, asio::bind_cancellation_slot(signal.slot(), asio::use_future));
   ctx.run();

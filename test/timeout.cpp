@@ -307,8 +307,8 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_cancels_the_operation_with
   auto record = std::make_shared<op_record>();
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
-  emit_after(canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit);
   auto [e, value] =
       co_await asio::co_spawn(ex, fanout::with_timeout(recorded_sleep(record, 10s, 1), 10s),
                               asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));

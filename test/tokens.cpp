@@ -648,8 +648,8 @@ FANOUT_CO_TEST_CASE(async_sleep_with_as_tuple_reports_cancellation_without_throw
 
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
-  emit_after(canceller, signal, unit, asio::cancellation_type::terminal);
   const auto start = fanout::clock::now();
+  emit_after(canceller, signal, unit, asio::cancellation_type::terminal);
   auto [ec] = co_await fanout::async_sleep(
       ex, 10s, asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(ec == asio::error::operation_aborted);
@@ -664,10 +664,10 @@ BOOST_AUTO_TEST_CASE(async_sleep_is_cancelled_by_each_type_through_the_callbacks
       asio::io_context ctx;
       asio::cancellation_signal signal;
       asio::steady_timer canceller(ctx);
+      const auto start = fanout::clock::now();
       emit_after(canceller, signal, unit, type);
       boost::system::error_code result;
       int calls = 0;
-      const auto start = fanout::clock::now();
       fanout::async_sleep(ctx.get_executor(), 10s,
                           asio::bind_cancellation_slot(signal.slot(), [&](boost::system::error_code ec) {
                             ++calls;
