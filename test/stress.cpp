@@ -354,14 +354,20 @@ void check_every_started_item_ended(const item_log& log)
   BOOST_TEST(log.count(other_error) == 0);
 }
 
-asio::awaitable<run_summary<std::vector<std::int64_t>>> fail_fast_run(const plan_table& plans, item_log& log, int n,
-                                                                      fanout::map_options options = {})
+// One map of n stress items, fail-fast (async_map) or settled
+// (async_map_settled), with what it left behind.
+template <bool Settled>
+auto map_run(const plan_table& plans, item_log& log, int n, fanout::map_options options) -> asio::awaitable<
+    run_summary<std::vector<std::conditional_t<Settled, fanout::outcome<std::int64_t>, std::int64_t>>>>
 {
-  run_summary<std::vector<std::int64_t>> out;
+  run_summary<std::vector<std::conditional_t<Settled, fanout::outcome<std::int64_t>, std::int64_t>>> out;
   const auto start = fanout::clock::now();
+  auto item = [&](int i) { return stress_item(plans, log, i); };
   try {
-    out.result = co_await fanout::async_map(
-        options, [&](int i) { return stress_item(plans, log, i); }, fanout::test::iota(0, n));
+    if constexpr (Settled)
+      out.result = co_await fanout::async_map_settled(options, item, fanout::test::iota(0, n));
+    else
+      out.result = co_await fanout::async_map(options, item, fanout::test::iota(0, n));
   } catch (...) {
     out.error = std::current_exception();
   }
@@ -370,20 +376,14 @@ asio::awaitable<run_summary<std::vector<std::int64_t>>> fail_fast_run(const plan
   co_return out;
 }
 
-asio::awaitable<run_summary<std::vector<fanout::outcome<std::int64_t>>>>
-settled_run(const plan_table& plans, item_log& log, int n, fanout::map_options options = {})
+auto fail_fast_run(const plan_table& plans, item_log& log, int n, fanout::map_options options = {})
 {
-  run_summary<std::vector<fanout::outcome<std::int64_t>>> out;
-  const auto start = fanout::clock::now();
-  try {
-    out.result = co_await fanout::async_map_settled(
-        options, [&](int i) { return stress_item(plans, log, i); }, fanout::test::iota(0, n));
-  } catch (...) {
-    out.error = std::current_exception();
-  }
-  out.live_at_completion = log.live.now.load();
-  out.seconds = seconds_since(start);
-  co_return out;
+  return map_run<false>(plans, log, n, options);
+}
+
+auto settled_run(const plan_table& plans, item_log& log, int n, fanout::map_options options = {})
+{
+  return map_run<true>(plans, log, n, options);
 }
 
 // Runs @p body (a map) with item log.cancel_at emitting terminal
