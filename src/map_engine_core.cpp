@@ -27,8 +27,10 @@ map_engine_core::map_engine_core(const map_options& options, boost::asio::any_io
   // A collect map on an executor that runs one thing at a time is only ever
   // touched from that executor's thread: no lock needed. (A stream's
   // executor is not known until its first next().)
-  if (collect && runs_serially(executor_))
+  if (collect && runs_serially(executor_)) {
     mutex_.skip_locking();
+    on_executor_ = true;
+  }
 }
 
 map_engine_core::~map_engine_core() = default;
@@ -139,12 +141,20 @@ struct map_engine_core::worker_done_handler
 
 void map_engine_core::spawn(worker_slot* place, boost::asio::awaitable<void> worker)
 {
+  // The handler keeps the engine alive until the worker has finished (the
+  // worker itself holds a plain pointer).
+  auto handler =
+      boost::asio::bind_cancellation_slot(place->signal.slot(), worker_done_handler{shared_from_this(), place});
+  if (on_executor_) {
+    // Already on the (serial) executor, which is every worker's place:
+    // nothing can emit the signal while co_spawn connects it.
+    boost::asio::co_spawn(place->strand, std::move(worker), std::move(handler));
+    return;
+  }
   // Dispatched first, so that co_spawn connects the place's cancellation
   // slot on the strand that emits it.
-  boost::asio::dispatch(place->strand, [self = shared_from_this(), place, worker = std::move(worker)]() mutable {
-    boost::asio::co_spawn(
-        place->strand, std::move(worker),
-        boost::asio::bind_cancellation_slot(place->signal.slot(), worker_done_handler{std::move(self), place}));
+  boost::asio::dispatch(place->strand, [place, worker = std::move(worker), handler = std::move(handler)]() mutable {
+    boost::asio::co_spawn(place->strand, std::move(worker), std::move(handler));
   });
 }
 

@@ -379,7 +379,7 @@ private:
           break;
         place = acquire_place_locked();
       }
-      spawn(place, worker(self(), std::move(*first)));
+      spawn(place, worker(this, std::move(*first)));
     }
     end_spawning();
   }
@@ -458,8 +458,9 @@ private:
 
   // Runs its first item, then pulls the next while there is input and room.
   // An exception from pulling ends the worker and reaches worker_done through
-  // co_spawn.
-  static boost::asio::awaitable<void> worker(std::shared_ptr<map_engine> self, item first)
+  // co_spawn. spawn() keeps the engine alive while the worker runs, so @p self
+  // is a plain pointer: no reference count per worker.
+  static boost::asio::awaitable<void> worker(map_engine* self, item first)
   {
     // A worker that is told to stop while it runs (it failed itself, say)
     // just leaves; cancellation reaches its items through the operations they

@@ -81,7 +81,8 @@ protected:
   worker_slot* acquire_place_locked();
 
   /// Runs @p worker on @p place's strand, its cancellation bound to the
-  /// place's signal; worker_done follows on that strand.
+  /// place's signal; worker_done follows on that strand. The engine stays
+  /// alive until then.
   void spawn(worker_slot* place, boost::asio::awaitable<void> worker);
 
   /// Records the first failure, starts no more items and cancels the running
@@ -112,6 +113,9 @@ protected:
   boost::asio::any_io_executor executor_;
   std::size_t limit_ = 0;     // most workers at once; for streams, also most items pulled and not yet consumed
   bool inline_calls_ = false; // plain calls made inline: no workers, no timeouts
+  // A collect map on a serial executor: every call into the engine is made
+  // on executor_ (the awaiting coroutine's), so workers are spawned in place.
+  bool on_executor_ = false;
   // Set with stopping_, for run_inline to check without the lock.
   std::atomic<bool> stop_flag_{false};
   // Fires at options_.deadline; cancelled when the map finishes.
