@@ -123,6 +123,8 @@ map_engine_core::worker_slot* map_engine_core::acquire_place_locked()
   }
   // Workers share a few strands: enough for every thread of a pool to run a
   // worker, without creating a strand per worker.
+  if (strands_.empty())
+    strands_.reserve(strand_count); // slots point into it
   if (strands_.empty() && runs_serially(executor_))
     strands_.push_back(executor_); // one thread at a time already: no strands needed
   else if (strands_.size() < strand_count && (strands_.empty() || strands_.front() != executor_))
@@ -148,13 +150,13 @@ void map_engine_core::spawn(worker_slot* place, boost::asio::awaitable<void> wor
   if (on_executor_) {
     // Already on the (serial) executor, which is every worker's place:
     // nothing can emit the signal while co_spawn connects it.
-    boost::asio::co_spawn(place->strand, std::move(worker), std::move(handler));
+    boost::asio::co_spawn(*place->strand, std::move(worker), std::move(handler));
     return;
   }
   // Dispatched first, so that co_spawn connects the place's cancellation
   // slot on the strand that emits it.
-  boost::asio::dispatch(place->strand, [place, worker = std::move(worker), handler = std::move(handler)]() mutable {
-    boost::asio::co_spawn(place->strand, std::move(worker), std::move(handler));
+  boost::asio::dispatch(*place->strand, [place, worker = std::move(worker), handler = std::move(handler)]() mutable {
+    boost::asio::co_spawn(*place->strand, std::move(worker), std::move(handler));
   });
 }
 
@@ -167,7 +169,7 @@ void map_engine_core::stop_locked(std::exception_ptr e)
   stopping_ = true;
   stop_flag_.store(true, std::memory_order_relaxed);
   for (auto& place : slots_)
-    boost::asio::dispatch(place.strand, [self = shared_from_this(), signal = &place.signal] {
+    boost::asio::dispatch(*place.strand, [self = shared_from_this(), signal = &place.signal] {
       signal->emit(boost::asio::cancellation_type::terminal);
     });
 }
@@ -182,14 +184,22 @@ void map_engine_core::fail(std::exception_ptr e)
 void map_engine_core::worker_done(std::exception_ptr e, worker_slot* place)
 {
   bool done = false;
+  bool reusable = true;
   {
     std::lock_guard lock(mutex_);
     if (e) // the worker failed outside an item: pulling threw, or it was cancelled before starting
       stop_locked(std::move(e));
     --workers_;
-    free_slots_.push_back(place);
+    reusable = !exhausted_ && !stopping_;
+    if (reusable)
+      free_slots_.push_back(place);
     done = done_locked();
   }
+  // No later worker will take this place: free the cancellation handler
+  // co_spawn left in its signal now, while its memory is still in cache,
+  // rather than all of them when the map ends. (On the place's strand.)
+  if (!reusable)
+    place->signal.slot().clear();
   if (done)
     finish();
   else

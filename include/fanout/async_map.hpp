@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/is_executor.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -59,7 +60,10 @@ map_coroutine(map_options options, F f, Views... views)
   auto engine = std::make_shared<map_engine<Policy, map_delivery::collect, F, Views...>>(
       options, co_await boost::asio::this_coro::executor, std::move(f), std::move(views)...);
   engine->start();
-  co_await engine->async_wait(boost::asio::use_awaitable);
+  // Awaited as a deferred operation: no coroutine frame for the wait. (Not for
+  // signatures with an exception_ptr and a value: Boost 1.81's awaitable
+  // cannot await those as deferred operations.)
+  co_await engine->async_wait(boost::asio::deferred);
   co_return engine->take_result();
 }
 

