@@ -62,8 +62,10 @@ map_coroutine(map_options options, F f, Views... views)
   engine->start();
   // Awaited as a deferred operation: no coroutine frame for the wait. (Not for
   // signatures with an exception_ptr and a value: Boost 1.81's awaitable
-  // cannot await those as deferred operations.)
-  co_await engine->async_wait(boost::asio::deferred);
+  // cannot await those as deferred operations.) A map that finished inside
+  // start() (plain calls made inline) has nothing to wait for.
+  if (!engine->finished())
+    co_await engine->async_wait(boost::asio::deferred);
   co_return engine->take_result();
 }
 

@@ -9,6 +9,7 @@
 #include "fanout/timeout.hpp"
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/lazy_deque.hpp"
 #include "fanout/detail/map_engine_core.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -21,7 +22,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -123,7 +123,7 @@ struct map_results
     return std::move(out);
   }
 
-  std::deque<std::optional<R>> slots;
+  lazy_deque<std::optional<R>> slots;
   result_type out; // filled by take()
 };
 
@@ -180,8 +180,10 @@ public:
   // Arms the deadline and spawns the first workers.
   void start()
   {
-    if constexpr (Delivery == map_delivery::collect && input_size_known)
-      results_.reserve(input_size());
+    if constexpr (Delivery == map_delivery::collect && input_size_known) {
+      if (!inline_calls_) // run_inline collects into a vector of its own
+        results_.reserve(input_size());
+    }
     arm_deadline();
     if constexpr (plain_calls && Delivery == map_delivery::collect) {
       if (inline_calls_) {
@@ -586,7 +588,7 @@ private:
   bool direct_used_ = false;
   // Guarded by the core's mutex_, like the iterators.
   results_type results_;
-  std::deque<std::pair<std::size_t, storable_type>> ready_; // as-completed results not yet consumed
+  lazy_deque<std::pair<std::size_t, storable_type>> ready_; // as-completed results not yet consumed
   std::optional<stream_waiter> stream_waiter_;              // streams: a parked next()
 };
 

@@ -10,6 +10,7 @@
 #include "fanout/map_options.hpp"
 
 #include "fanout/detail/executor_traits.hpp"
+#include "fanout/detail/lazy_deque.hpp"
 #include "fanout/detail/parked_handlers.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -20,9 +21,9 @@
 
 #include <atomic>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -39,6 +40,14 @@ public:
   /// without invoking it (it owns the awaiting coroutine, which owns this
   /// engine). Streams drop theirs too (drop_stream_waiter).
   void drop_parked_handlers() noexcept final;
+
+  /// Every item has finished and the outcome is final (a map of plain inline
+  /// calls is, as soon as start() returns).
+  bool finished()
+  {
+    std::lock_guard lock(mutex_);
+    return finished_;
+  }
 
 protected:
   using strand_type = boost::asio::any_io_executor; // a strand of executor_, or executor_ itself
@@ -127,7 +136,7 @@ protected:
   optional_mutex mutex_; // locks unless every access is on one serial executor
   static constexpr std::size_t strand_count = 16;
   std::vector<strand_type> strands_;     // shared by the workers, round robin; never reallocated
-  std::deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
+  lazy_deque<worker_slot> slots_;        // stable addresses; at most limit_ in use
   std::vector<worker_slot*> free_slots_; // places whose worker has finished
   std::size_t workers_ = 0;              // workers spawned and not yet finished
   std::size_t spawning_ = 0;             // calls of spawn_workers in progress
