@@ -534,6 +534,59 @@ FANOUT_CO_TEST_CASE(async_map_rethrows_an_item_exception_and_cancels_the_other_i
   BOOST_TEST(aborted.load() == 5);
 }
 
+// Items that finished before the failure free their places' cancellation
+// handlers (no later worker will use them); the failure must still reach the
+// items that run, with or without a window.
+FANOUT_CO_TEST_CASE(async_map_cancels_the_running_items_when_one_fails_after_others_finished)
+{
+  // Unbounded, and a window of 6: item 6 then takes item 0's place.
+  for (const std::size_t window : {std::size_t{0}, std::size_t{6}}) {
+    BOOST_TEST_CONTEXT("max_concurrency " << window)
+    {
+      in_flight_tracker tracker;
+      std::atomic<int> aborted{0};
+      std::vector<std::string> finished;
+      const auto start = fanout::clock::now();
+      bool caught = false;
+      try {
+        (void)co_await fanout::async_map(
+            {.max_concurrency = window},
+            [&](int i) -> asio::awaitable<int> {
+              in_flight guard(tracker);
+              if (i < 5) { // done long before the failure
+                co_await fanout::sleep(unit / 10);
+                finished.push_back(std::to_string(i));
+                co_return i;
+              }
+              if (i == 5) {
+                co_await fanout::sleep(unit);
+                throw std::runtime_error("boom");
+              }
+              try {
+                co_await fanout::sleep(10s);
+              } catch (const boost::system::system_error& e) {
+                if (e.code() == asio::error::operation_aborted)
+                  ++aborted;
+                throw;
+              }
+              co_return i;
+            },
+            fanout::test::iota(0, 7));
+      } catch (const std::runtime_error& e) {
+        caught = is_boom(e);
+      }
+      const double elapsed = seconds_since(start);
+      BOOST_TEST(caught);
+      BOOST_TEST(elapsed < 1.0); // well under the 10 s item 6 would sleep
+      FANOUT_CHECK_ELAPSED(elapsed, unit);
+      BOOST_TEST(joined(finished) == "0 1 2 3 4");
+      BOOST_TEST(tracker.started.load() == 7);
+      BOOST_TEST(tracker.now.load() == 0); // nothing is left running
+      BOOST_TEST(aborted.load() == 1);
+    }
+  }
+}
+
 FANOUT_CO_TEST_CASE(async_map_stops_pulling_inputs_after_an_item_fails)
 {
   std::vector<int> called;

@@ -33,11 +33,14 @@ inline double seconds_since(std::chrono::steady_clock::time_point start)
 #endif
 
 /// How late a timed step may be, beyond half its expected time: a generous
-/// slack for shared, noisy machines. Under TSan, more: the first time a
-/// process meets a suppressed report (test/tsan.supp) TSan symbolizes its
-/// stacks, which stalls that thread for up to a second in this binary.
+/// slack for shared, noisy machines. Under TSan, much more: for every report
+/// it suppresses (test/tsan.supp) TSan first symbolizes both stacks, which
+/// stalls that thread for 1.5 to 1.9 s in this binary (measured: one
+/// suppressed report in run_of_a_task_on_a_thread_pool..., 1.59 to 1.86 s
+/// for a 50 ms sleep). TSan builds are for races; the other builds keep the
+/// tight bound.
 #if defined(FANOUT_TEST_UNDER_TSAN)
-inline constexpr double late_slack_seconds = 1.5;
+inline constexpr double late_slack_seconds = 3.0;
 #else
 inline constexpr double late_slack_seconds = 0.25;
 #endif
