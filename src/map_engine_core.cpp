@@ -169,8 +169,10 @@ void map_engine_core::stop_locked(std::exception_ptr e)
   stopping_ = true;
   stop_flag_.store(true, std::memory_order_relaxed);
   for (auto& place : slots_)
-    boost::asio::dispatch(*place.strand, [self = shared_from_this(), signal = &place.signal] {
-      signal->emit(boost::asio::cancellation_type::terminal);
+    boost::asio::dispatch(*place.strand, [self = shared_from_this(), place = &place] {
+      place->emitting = true;
+      place->signal.emit(boost::asio::cancellation_type::terminal);
+      place->emitting = false;
     });
 }
 
@@ -197,8 +199,9 @@ void map_engine_core::worker_done(std::exception_ptr e, worker_slot* place)
   }
   // No later worker will take this place: free the cancellation handler
   // co_spawn left in its signal now, while its memory is still in cache,
-  // rather than all of them when the map ends. (On the place's strand.)
-  if (!reusable)
+  // rather than all of them when the map ends. (On the place's strand; not
+  // if an operation completed the worker from inside that very handler.)
+  if (!reusable && !place->emitting)
     place->signal.slot().clear();
   if (done)
     finish();

@@ -92,6 +92,19 @@ private:
   in_flight_tracker& tracker_;
 };
 
+// Sleeps 10 s unless cancelled, and counts the cancellations it sees.
+asio::awaitable<int> value_unless_cancelled(int value, std::atomic<int>& aborted)
+{
+  try {
+    co_await fanout::sleep(10s);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted)
+      ++aborted;
+    throw;
+  }
+  co_return value;
+}
+
 in_flight_tracker post_tracker;
 
 // The post's a() and b(), sharing one tracker.
@@ -508,18 +521,9 @@ FANOUT_CO_TEST_CASE(async_map_rethrows_an_item_exception_and_cancels_the_other_i
     (void)co_await fanout::async_map(
         [&](int i) -> asio::awaitable<int> {
           in_flight guard(tracker);
-          if (i == 2) {
-            co_await fanout::sleep(unit);
-            throw std::runtime_error("boom");
-          }
-          try {
-            co_await fanout::sleep(10s);
-          } catch (const boost::system::system_error& e) {
-            if (e.code() == asio::error::operation_aborted)
-              ++aborted;
-            throw;
-          }
-          co_return i;
+          if (i == 2)
+            co_return co_await fanout::test::throws_after(unit);
+          co_return co_await value_unless_cancelled(i, aborted);
         },
         fanout::test::iota(0, 6));
   } catch (const std::runtime_error& e) {
@@ -558,18 +562,9 @@ FANOUT_CO_TEST_CASE(async_map_cancels_the_running_items_when_one_fails_after_oth
                 finished.push_back(std::to_string(i));
                 co_return i;
               }
-              if (i == 5) {
-                co_await fanout::sleep(unit);
-                throw std::runtime_error("boom");
-              }
-              try {
-                co_await fanout::sleep(10s);
-              } catch (const boost::system::system_error& e) {
-                if (e.code() == asio::error::operation_aborted)
-                  ++aborted;
-                throw;
-              }
-              co_return i;
+              if (i == 5)
+                co_return co_await fanout::test::throws_after(unit);
+              co_return co_await value_unless_cancelled(i, aborted);
             },
             fanout::test::iota(0, 7));
       } catch (const std::runtime_error& e) {

@@ -62,6 +62,9 @@ protected:
     explicit worker_slot(const strand_type& s) : strand(&s) {}
     const strand_type* strand; // one of strands_
     boost::asio::cancellation_signal signal;
+    // The signal is being emitted (on the strand): a worker that finishes
+    // inside that call must not clear the handler being run.
+    bool emitting = false;
   };
 
   /// @p inline_calls: plain calls made inline (one worker, no timeouts).
