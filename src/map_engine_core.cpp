@@ -123,12 +123,14 @@ map_engine_core::worker_slot* map_engine_core::acquire_place_locked()
   }
   // Workers share a few strands: enough for every thread of a pool to run a
   // worker, without creating a strand per worker.
-  if (strands_.empty())
-    strands_.reserve(strand_count); // slots point into it
-  if (strands_.empty() && runs_serially(executor_))
+  // Slots point into strands_, so it never reallocates: one element on an
+  // executor that runs one thing at a time, room for strand_count otherwise.
+  if (strands_.empty() && runs_serially(executor_)) {
     strands_.push_back(executor_); // one thread at a time already: no strands needed
-  else if (strands_.size() < strand_count && (strands_.empty() || strands_.front() != executor_))
+  } else if (strands_.size() < strand_count && (strands_.empty() || strands_.front() != executor_)) {
+    strands_.reserve(strand_count);
     strands_.push_back(boost::asio::make_strand(executor_));
+  }
   return &slots_.emplace_back(strands_[slots_.size() % strands_.size()]);
 }
 
