@@ -1,5 +1,9 @@
 #include "fanout/error.hpp"
 
+#include "fanout/detail/errors.hpp"
+
+#include <boost/asio/error.hpp>
+
 namespace fanout {
 namespace {
 
@@ -43,5 +47,30 @@ void throw_error(error e, const char* what)
 {
   throw boost::system::system_error(make_error_code(e), what);
 }
+
+namespace detail {
+
+std::exception_ptr aborted_error(const char* where)
+{
+  return std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted, where));
+}
+
+std::exception_ptr timed_out_error()
+{
+  return std::make_exception_ptr(boost::system::system_error(make_error_code(error::timed_out), "fanout::timeout"));
+}
+
+bool is_operation_aborted(const std::exception_ptr& e) noexcept
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+} // namespace detail
 
 } // namespace fanout

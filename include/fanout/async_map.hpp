@@ -6,6 +6,7 @@
 #include "fanout/map_options.hpp"
 #include "fanout/outcome.hpp"
 
+#include "fanout/detail/map_completion.hpp"
 #include "fanout/detail/map_engine.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -26,17 +27,65 @@
 
 namespace fanout {
 
+namespace detail {
+
+template <typename... Ranges>
+using map_input_t = zip_input<range_holder<Ranges>...>;
+
+template <typename F, typename... Ranges>
+using map_value_t = item_value_t<std::decay_t<F>, typename map_input_t<Ranges...>::args_type>;
+
+// The engine of a collect map: fail-fast keeps values, settled outcomes.
+template <bool Settled, typename F, typename... Ranges>
+using collect_engine_t =
+    map_engine<map_delivery::collect, Settled,
+               std::conditional_t<Settled, outcome<map_value_t<F, Ranges...>>, map_value_t<F, Ranges...>>,
+               std::decay_t<F>, map_input_t<Ranges...>>;
+
+inline map_settings settings_of(const map_options& options)
+{
+  return {
+      options.max_concurrency, {options.blocking == blocking_policy::offload, options.item_timeout}, options.deadline};
+}
+
+template <typename Engine, typename F, typename Input>
+boost::asio::awaitable<typename Engine::result_type> map_coroutine(map_settings settings, F f, Input input)
+{
+  // Already cancelled: start nothing (the wait below would throw at once,
+  // leaving started items behind).
+  const boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+  if (state.cancelled() != boost::asio::cancellation_type::none)
+    std::rethrow_exception(aborted_error("fanout::async_map"));
+  auto engine =
+      std::make_shared<Engine>(settings, co_await boost::asio::this_coro::executor, std::move(f), std::move(input));
+  engine->start();
+  // Awaited as a deferred operation: no coroutine frame for the wait. A map
+  // that finished inside start() (plain calls made inline) has nothing to
+  // wait for.
+  if (!engine->finished())
+    co_await engine->async_wait(boost::asio::deferred);
+  co_return engine->take_result();
+}
+
+template <bool Settled, typename F, typename... Ranges>
+auto make_map_coroutine(const map_options& options, F&& f, Ranges&&... ranges)
+{
+  using engine = collect_engine_t<Settled, F, Ranges...>;
+  return map_coroutine<engine>(settings_of(options), std::decay_t<F>(std::forward<F>(f)),
+                               map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...));
+}
+
+} // namespace detail
+
 /// What `co_await async_map(f, ranges...)` gives: `std::vector<R>` in input
 /// order, or void when f's items produce nothing.
 template <typename F, typename... Ranges>
-using map_result_t =
-    typename detail::map_results<detail::map_value_t<std::decay_t<F>, detail::range_holder<Ranges>...>>::result_type;
+using map_result_t = typename detail::collect_engine_t<false, F, Ranges...>::result_type;
 
 /// What `co_await async_map_settled(f, ranges...)` gives: one
 /// `fanout::outcome<R>` per item, in input order.
 template <typename F, typename... Ranges>
-using map_settled_result_t =
-    std::vector<outcome<detail::map_value_t<std::decay_t<F>, detail::range_holder<Ranges>...>>>;
+using map_settled_result_t = std::vector<outcome<detail::map_value_t<F, Ranges...>>>;
 
 /// A callable async_map accepts for these ranges: invocable with one element
 /// of each, returning `asio::awaitable<R>`, a fanout::invocation<R>, or a
@@ -45,31 +94,6 @@ template <typename F, typename... Ranges>
 concept map_function = (sizeof...(Ranges) > 0) &&
                        (std::ranges::input_range<typename detail::range_holder<Ranges>::range_type&> && ...) &&
                        std::invocable<std::decay_t<F>&, detail::map_arg_t<detail::range_holder<Ranges>>&...>;
-
-namespace detail {
-
-template <error_policy Policy, typename F, typename... Views>
-boost::asio::awaitable<typename map_engine<Policy, map_delivery::collect, F, Views...>::result_type>
-map_coroutine(map_options options, F f, Views... views)
-{
-  // Already cancelled: start nothing (the wait below would throw at once,
-  // leaving started items behind).
-  const boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
-  if (state.cancelled() != boost::asio::cancellation_type::none)
-    throw boost::system::system_error(boost::asio::error::operation_aborted, "fanout::async_map");
-  auto engine = std::make_shared<map_engine<Policy, map_delivery::collect, F, Views...>>(
-      options, co_await boost::asio::this_coro::executor, std::move(f), std::move(views)...);
-  engine->start();
-  // Awaited as a deferred operation: no coroutine frame for the wait. (Not for
-  // signatures with an exception_ptr and a value: Boost 1.81's awaitable
-  // cannot await those as deferred operations.) A map that finished inside
-  // start() (plain calls made inline) has nothing to wait for.
-  if (!engine->finished())
-    co_await engine->async_wait(boost::asio::deferred);
-  co_return engine->take_result();
-}
-
-} // namespace detail
 
 /// Applies @p f to each tuple of elements of @p ranges (zipped: the shortest
 /// range decides, as Python's `map`), runs the items concurrently on the
@@ -101,8 +125,9 @@ map_coroutine(map_options options, F f, Views... views)
 ///
 /// @par Thread safety
 /// Correct on multi-threaded executors (a `thread_pool`, an `io_context` run
-/// by several threads): each worker runs on its own strand, and the shared
-/// bookkeeping is guarded. `f` may be called concurrently from several
+/// by several threads): workers run on strands of the executor (up to 16,
+/// shared), each item's cancellation is emitted on its worker's strand, and
+/// the shared bookkeeping is guarded. `f` may be called concurrently from several
 /// threads there, and with `offload`.
 ///
 /// @code
@@ -114,8 +139,7 @@ requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_result_t<F, Ranges...>> async_map(const map_options& options, F&& f,
                                                                            Ranges&&... ranges)
 {
-  return detail::map_coroutine<error_policy::fail_fast, std::decay_t<F>, detail::range_holder<Ranges>...>(
-      options, std::forward<F>(f), detail::range_holder<Ranges>(std::forward<Ranges>(ranges))...);
+  return detail::make_map_coroutine<false>(options, std::forward<F>(f), std::forward<Ranges>(ranges)...);
 }
 
 /// async_map with default options: unlimited concurrency, plain calls inline.
@@ -144,8 +168,7 @@ requires map_function<F, Ranges...>
 [[nodiscard]] boost::asio::awaitable<map_settled_result_t<F, Ranges...>> async_map_settled(const map_options& options,
                                                                                            F&& f, Ranges&&... ranges)
 {
-  return detail::map_coroutine<error_policy::collect_all, std::decay_t<F>, detail::range_holder<Ranges>...>(
-      options, std::forward<F>(f), detail::range_holder<Ranges>(std::forward<Ranges>(ranges))...);
+  return detail::make_map_coroutine<true>(options, std::forward<F>(f), std::forward<Ranges>(ranges)...);
 }
 
 /// async_map_settled with default options.
@@ -158,18 +181,47 @@ requires map_function<F, Ranges...>
 
 namespace detail {
 
-// Runs the coroutine form with partial and total cancellation let through
-// too, so that a token's cancellation slot reaches the items whatever the
-// type (co_spawn lets only terminal cancellation through by default).
-template <typename Awaitable>
-Awaitable accept_all_cancellation(Awaitable op)
-{
-  co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation());
-  co_return co_await std::move(op);
-}
-
 template <typename T>
 concept executor_like = boost::asio::execution::is_executor<T>::value || boost::asio::is_executor<T>::value;
+
+template <typename T>
+struct map_signature
+{
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct map_signature<void>
+{
+  using type = void(std::exception_ptr);
+};
+
+// The token form: async_map(executor, [options,] f, ranges..., token).
+template <bool Settled, typename Executor, typename... Args>
+auto initiate_map_on(const Executor& executor, Args&&... args)
+{
+  auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+  constexpr std::size_t last = sizeof...(Args) - 1;
+  constexpr bool with_options = std::is_convertible_v<std::tuple_element_t<0, std::tuple<Args...>>, const map_options&>;
+  constexpr std::size_t first_range = with_options ? 2 : 1;
+  return [&]<std::size_t... I>(std::index_sequence<I...>)
+  {
+    using F = std::tuple_element_t<first_range - 1, std::tuple<Args...>>;
+    using engine = collect_engine_t<Settled, F, std::tuple_element_t<first_range + I, std::tuple<Args...>>...>;
+    map_options options;
+    if constexpr (with_options)
+      options = std::get<0>(all);
+    auto e = std::make_shared<engine>(
+        settings_of(options), boost::asio::any_io_executor(executor),
+        std::decay_t<F>(std::forward<F>(std::get<first_range - 1>(all))),
+        typename engine::input_type(range_holder<std::tuple_element_t<first_range + I, std::tuple<Args...>>>(
+            std::forward<std::tuple_element_t<first_range + I, std::tuple<Args...>>>(
+                std::get<first_range + I>(all)))...));
+    using token_type = std::tuple_element_t<last, std::tuple<Args...>>;
+    return boost::asio::async_initiate<token_type, typename map_signature<typename engine::result_type>::type>(
+        initiate_map{}, std::get<last>(all), std::move(e));
+  }
+  (std::make_index_sequence<sizeof...(Args) - first_range - 1>{});
+}
 
 } // namespace detail
 
@@ -207,15 +259,7 @@ concept executor_like = boost::asio::execution::is_executor<T>::value || boost::
 template <detail::executor_like Executor, typename... Args>
 requires(sizeof...(Args) >= 3) auto async_map(const Executor& executor, Args&&... args)
 {
-  auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-  return [&]<std::size_t... I>(std::index_sequence<I...>)
-  {
-    auto op = async_map(std::forward<std::tuple_element_t<I, std::tuple<Args&&...>>>(std::get<I>(all))...);
-    return boost::asio::co_spawn(executor, detail::accept_all_cancellation(std::move(op)),
-                                 std::forward<std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args&&...>>>(
-                                     std::get<sizeof...(Args) - 1>(all)));
-  }
-  (std::make_index_sequence<sizeof...(Args) - 1>{});
+  return detail::initiate_map_on<false>(executor, std::forward<Args>(args)...);
 }
 
 /// The completion-token form of async_map_settled; see async_map(executor, ...).
@@ -223,15 +267,7 @@ requires(sizeof...(Args) >= 3) auto async_map(const Executor& executor, Args&&..
 template <detail::executor_like Executor, typename... Args>
 requires(sizeof...(Args) >= 3) auto async_map_settled(const Executor& executor, Args&&... args)
 {
-  auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-  return [&]<std::size_t... I>(std::index_sequence<I...>)
-  {
-    auto op = async_map_settled(std::forward<std::tuple_element_t<I, std::tuple<Args&&...>>>(std::get<I>(all))...);
-    return boost::asio::co_spawn(executor, detail::accept_all_cancellation(std::move(op)),
-                                 std::forward<std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args&&...>>>(
-                                     std::get<sizeof...(Args) - 1>(all)));
-  }
-  (std::make_index_sequence<sizeof...(Args) - 1>{});
+  return detail::initiate_map_on<true>(executor, std::forward<Args>(args)...);
 }
 
 } // namespace fanout

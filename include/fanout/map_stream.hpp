@@ -89,7 +89,7 @@ private:
 namespace detail {
 
 template <map_delivery Delivery, typename F, typename... Ranges>
-using stream_engine_t = map_engine<error_policy::fail_fast, Delivery, std::decay_t<F>, range_holder<Ranges>...>;
+using stream_engine_t = map_engine<Delivery, false, map_value_t<F, Ranges...>, std::decay_t<F>, map_input_t<Ranges...>>;
 
 template <map_delivery Delivery, typename F, typename... Ranges>
 map_stream<stream_engine_t<Delivery, F, Ranges...>> make_map_stream(const map_options& options, F&& f,
@@ -97,8 +97,9 @@ map_stream<stream_engine_t<Delivery, F, Ranges...>> make_map_stream(const map_op
 {
   using engine = stream_engine_t<Delivery, F, Ranges...>;
   static_assert(!std::is_void_v<typename engine::value_type>, "a stream needs items that produce values");
-  return map_stream<engine>(std::make_shared<engine>(options, boost::asio::any_io_executor(), std::forward<F>(f),
-                                                     range_holder<Ranges>(std::forward<Ranges>(ranges))...));
+  return map_stream<engine>(std::make_shared<engine>(
+      settings_of(options), boost::asio::any_io_executor(), std::decay_t<F>(std::forward<F>(f)),
+      map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...)));
 }
 
 } // namespace detail

@@ -3,6 +3,8 @@
 
 #include "fanout/task.hpp"
 
+#include "fanout/detail/executor_traits.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -98,7 +100,8 @@ T run(boost::asio::io_context& ctx, boost::asio::awaitable<T, Executor> body)
 template <typename T, typename Executor>
 T run(boost::asio::awaitable<T, Executor> body)
 {
-  boost::asio::io_context ctx{1}; // one thread runs it: fanout's maps can skip their strands
+  boost::asio::io_context ctx{1}; // one thread runs it: fanout's maps can skip their strands and locks
+  detail::mark_serial(ctx);
   return run(ctx, std::move(body));
 }
 

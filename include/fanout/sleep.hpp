@@ -1,6 +1,7 @@
 // fanout/sleep.hpp — timed waits for coroutines and for callback code.
 #pragma once
 
+#include "fanout/detail/clock.hpp"
 #include "fanout/detail/completion.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -16,40 +17,6 @@
 #include <memory>
 
 namespace fanout {
-
-/// The clock every fanout duration and deadline is measured on.
-using clock = std::chrono::steady_clock;
-
-namespace detail {
-
-/// @p d as a clock::duration, clamped to its range as Asio's timers clamp:
-/// `hours::max()` means "never", not an overflow.
-template <typename Rep, typename Period>
-constexpr clock::duration clamp_duration(std::chrono::duration<Rep, Period> d)
-{
-  using wide = std::chrono::duration<long double, clock::period>;
-  const wide w(d);
-  if (w >= wide(clock::duration::max()))
-    return clock::duration::max();
-  if (w <= wide(clock::duration::min()))
-    return clock::duration::min();
-  return std::chrono::duration_cast<clock::duration>(d);
-}
-
-/// @p t + @p d for d >= 0, clamped at the clock's last time point.
-inline clock::time_point later_by(clock::time_point t, clock::duration d)
-{
-  return d > clock::time_point::max() - t ? clock::time_point::max() : t + d;
-}
-
-/// now + @p d, clamped: a huge duration is a deadline that never comes.
-inline clock::time_point deadline_after(clock::duration d)
-{
-  const auto now = clock::now();
-  return d > clock::duration::zero() ? later_by(now, d) : now + d;
-}
-
-} // namespace detail
 
 /// Suspends the calling coroutine until @p deadline, on the coroutine's own
 /// executor.
@@ -110,9 +77,12 @@ struct initiate_sleep
     auto op = std::make_shared<op_type>(std::forward<Handler>(handler), executor, duration);
     auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
     if (slot.is_connected())
-      slot.assign([op](boost::asio::cancellation_type_t) {
+      // Weakly: the op owns the handler, which owns the slot; a context
+      // destroyed mid-wait frees the op with the timer's pending handler.
+      slot.assign([weak = std::weak_ptr<op_type>(op)](boost::asio::cancellation_type_t) {
         // On the timer's executor: cancel() must not race with its completion.
-        boost::asio::dispatch(op->timer.get_executor(), [op] { op->timer.cancel(); });
+        if (auto alive = weak.lock())
+          boost::asio::dispatch(alive->timer.get_executor(), [alive] { alive->timer.cancel(); });
       });
     op->timer.async_wait(
         [op](boost::system::error_code ec) { post_completion(std::move(op->handler), op->timer.get_executor(), ec); });

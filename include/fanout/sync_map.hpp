@@ -5,6 +5,8 @@
 #include "fanout/map_stream.hpp"
 #include "fanout/run.hpp"
 
+#include "fanout/detail/executor_traits.hpp"
+
 #include <boost/asio/io_context.hpp>
 
 #include <cstddef>
@@ -61,7 +63,12 @@ public:
   sync_results(std::unique_ptr<boost::asio::io_context> own, boost::asio::io_context& ctx, Stream stream)
       : own_(std::move(own)), ctx_(&ctx), stream_(std::move(stream))
   {}
-  sync_results(sync_results&&) noexcept = default;
+  /// Moves the map over: @p other is left empty (ended, nothing to cancel).
+  sync_results(sync_results&& other) noexcept
+      : own_(std::move(other.own_)), ctx_(std::exchange(other.ctx_, nullptr)), stream_(std::move(other.stream_)),
+        current_(std::move(other.current_)), started_(std::exchange(other.started_, false)),
+        ended_(std::exchange(other.ended_, true))
+  {}
   sync_results& operator=(sync_results&&) = delete;
   sync_results(const sync_results&) = delete;
   sync_results& operator=(const sync_results&) = delete;
@@ -129,6 +136,7 @@ requires map_function<F, Ranges...>
 {
   auto own = std::make_unique<boost::asio::io_context>(1); // one thread runs it
   auto& ctx = *own;
+  detail::mark_serial(ctx);
   auto stream = async_map_stream(options, std::forward<F>(f), std::forward<Ranges>(ranges)...);
   return sync_results<decltype(stream)>(std::move(own), ctx, std::move(stream));
 }

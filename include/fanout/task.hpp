@@ -4,8 +4,10 @@
 #include "fanout/error.hpp"
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/errors.hpp"
 #include "fanout/detail/executor_traits.hpp"
-#include "fanout/detail/parked_handlers.hpp"
+#include "fanout/detail/parked_waiters.hpp"
+#include "fanout/detail/spawned_cancel.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -60,40 +62,30 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
   // waiters whose handlers have none of their own.
   const boost::asio::any_io_executor executor;
   // Where the coroutine runs: `executor` itself when it runs one thing at a
-  // time, else a strand of it. Cancellation is emitted there, never beside
-  // the running coroutine.
+  // time, else a strand of it.
   const boost::asio::any_io_executor run_executor;
 
+  // The coroutine's cancellation. Touched only on run_executor, so emitting
+  // never races with the coroutine and needs no lock.
+  spawned_cancel cancel;
+
   // Guards every member below (and the derived state's). Never held while a
-  // waiter runs.
+  // waiter runs or a cancellation is emitted.
   std::mutex mutex;
   // Set once, when the coroutine has finished and its outcome is stored.
   bool done = false;
-  // cancel() has emitted the signal already: it is emitted at most once, and
-  // never after `done`, so the co_spawn cancellation proxy is never signalled
-  // concurrently or after the coroutine is gone.
-  bool cancel_requested = false;
   // The value has been handed to a waiter (it is moved out, once).
   bool taken = false;
   // The coroutine's exception (including operation_aborted after cancel()).
   std::exception_ptr error;
-  // Bound to the spawned coroutine's cancellation slot.
-  boost::asio::cancellation_signal signal;
 
-  // Emits terminal cancellation once, on run_executor (inline when called
-  // there already, as from the task's own strand or a serial io_context).
+  // Emits terminal cancellation on run_executor (inline when called there
+  // already), if the coroutine has not finished; at most once.
   void request_cancel()
   {
-    {
-      std::lock_guard lock(mutex);
-      if (done || cancel_requested)
-        return;
-      cancel_requested = true;
-    }
     boost::asio::dispatch(run_executor, [self = shared_from_this()] {
-      std::lock_guard lock(self->mutex);
-      if (!self->done)
-        self->signal.emit(boost::asio::cancellation_type::terminal);
+      if (!self->cancel.requested)
+        self->cancel.request();
     });
   }
 
@@ -110,56 +102,71 @@ template <typename T>
 struct task_state : task_state_base
 {
   using signature = typename task_signature<T>::type;
-  using waiter = boost::asio::any_completion_handler<signature>;
 
   using task_state_base::task_state_base;
 
   std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
   // Waiters parked before `done`.
-  std::vector<waiter> waiters;
+  parked_waiters<signature> waiters;
 
-  // Hands the outcome to one waiter. Called with the mutex held.
-  template <typename Handler>
-  void deliver_locked(Handler&& handler)
+  // What the next waiter gets (mutex held, done): the error, or the value,
+  // moved to the first waiter; later ones get already_awaited.
+  struct outcome_type
+  {
+    std::exception_ptr error;
+    std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
+  };
+  outcome_type take_outcome_locked()
   {
     if constexpr (std::is_void_v<T>) {
-      post_completion(std::forward<Handler>(handler), executor, error);
-    } else if (error) {
-      post_completion(std::forward<Handler>(handler), executor, error, T{});
-    } else if (taken) {
-      post_completion(std::forward<Handler>(handler), executor,
-                      std::make_exception_ptr(
-                          boost::system::system_error(make_error_code(fanout::error::already_awaited), "fanout::task")),
-                      T{});
+      return {error, {}};
     } else {
+      if (error)
+        return {error, {}};
+      if (taken)
+        return {std::make_exception_ptr(
+                    boost::system::system_error(make_error_code(fanout::error::already_awaited), "fanout::task")),
+                {}};
       taken = true;
-      post_completion(std::forward<Handler>(handler), executor, std::exception_ptr(), std::move(*value));
+      return {nullptr, std::move(value)};
     }
+  }
+
+  // Posts @p handler's completion with @p o. Mutex not held.
+  template <typename Handler>
+  void deliver(Handler&& handler, outcome_type o)
+  {
+    if constexpr (std::is_void_v<T>)
+      post_completion(std::forward<Handler>(handler), executor, o.error);
+    else if (o.value)
+      post_completion(std::forward<Handler>(handler), executor, o.error, std::move(*o.value));
+    else
+      post_completion(std::forward<Handler>(handler), executor, o.error, T{});
   }
 
   void finish(std::exception_ptr e)
   {
-    std::lock_guard lock(mutex);
-    error = std::move(e);
-    done = true;
-    if (waiters.empty())
-      return;
-    for (auto& w : waiters)
-      deliver_locked(std::move(w));
-    waiters.clear();
-    parked_handlers_of(executor).unpark(this);
+    parked_waiters<signature> ready;
+    std::vector<outcome_type> outcomes;
+    {
+      std::lock_guard lock(mutex);
+      error = std::move(e);
+      done = true;
+      ready = waiters.take(this);
+      ready.for_each([&](auto&&) { outcomes.push_back(take_outcome_locked()); });
+    }
+    std::size_t i = 0;
+    ready.for_each([&](auto&& h) { deliver(std::move(h), std::move(outcomes[i++])); });
   }
 
   // The executor's context is shutting down: destroy the parked waiters
   // without invoking them (they own coroutines that own this state).
   void drop_parked_handlers() noexcept override
   {
-    std::vector<waiter> dropped;
-    {
-      std::lock_guard lock(mutex);
-      dropped.swap(waiters);
-    }
-  }
+    parked_waiters<signature> dropped;
+    std::lock_guard lock(mutex);
+    dropped = waiters.take(this);
+  } // unlocked before the handlers are destroyed
 };
 
 template <typename T, typename Executor>
@@ -167,13 +174,26 @@ boost::asio::awaitable<void, Executor> task_body(std::shared_ptr<task_state<T>> 
                                                  boost::asio::awaitable<T, Executor> body)
 {
   // Scheduled, never run inside spawn(): co_spawn dispatches, so yield once
-  // first. A cancel() that arrives before the body starts makes the next
-  // co_await throw operation_aborted, and the body never runs.
+  // first. A cancel() that arrives before the body starts means the body
+  // never runs, and the task fails with operation_aborted.
   co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::deferred);
-  if constexpr (std::is_void_v<T>)
-    co_await std::move(body);
-  else
-    state->value.emplace(co_await std::move(body));
+  std::exception_ptr failure;
+  if (!state->cancel.begin()) {
+    failure = aborted_error("fanout::task");
+  } else {
+    try {
+      if constexpr (std::is_void_v<T>)
+        co_await std::move(body);
+      else
+        state->value.emplace(co_await std::move(body));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  state->cancel.end();
+  co_await boost::asio::this_coro::throw_if_cancelled(false);
+  if (failure)
+    std::rethrow_exception(failure);
 }
 
 } // namespace detail
@@ -189,7 +209,7 @@ task<T> start_task(const Executor& executor, const RunExecutor& run_on,
                    boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
 {
   auto state = std::make_shared<task_state<T>>(executor, run_on);
-  auto& signal = state->signal;
+  auto& signal = state->cancel.signal;
   auto body_coro = task_body<T, AwaitableExecutor>(state, std::move(body));
   boost::asio::co_spawn(run_on, std::move(body_coro),
                         boost::asio::bind_cancellation_slot(
@@ -330,16 +350,16 @@ private:
       }
       std::unique_lock lock(state->mutex);
       if (state->done) {
-        state->deliver_locked(std::forward<Handler>(handler));
+        auto outcome = state->take_outcome_locked();
+        lock.unlock();
+        state->deliver(std::forward<Handler>(handler), std::move(outcome));
         return;
       }
-      state->waiters.emplace_back(std::forward<Handler>(handler));
-      detail::parked_handlers_of(state->executor).park(state);
-      // Assigned after type erasure: any_completion_handler takes over the
-      // handler's slot and offers its own, which is where ours must go.
-      auto slot = boost::asio::get_associated_cancellation_slot(state->waiters.back());
-      if (slot.is_connected())
-        slot.assign([s = state](boost::asio::cancellation_type_t) { s->request_cancel(); });
+      state->waiters.park(std::forward<Handler>(handler), state, state->executor,
+                          [weak = std::weak_ptr<detail::task_state<T>>(state)](boost::asio::cancellation_type_t) {
+                            if (auto s = weak.lock())
+                              s->request_cancel();
+                          });
     }
   };
 

@@ -6,7 +6,8 @@
 #include "fanout/task.hpp"
 
 #include "fanout/detail/completion.hpp"
-#include "fanout/detail/parked_handlers.hpp"
+#include "fanout/detail/errors.hpp"
+#include "fanout/detail/parked_waiters.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -41,60 +42,79 @@ namespace detail {
 
 struct group_state final : std::enable_shared_from_this<group_state>, handler_parker
 {
+  using children_type = std::vector<std::shared_ptr<task_state_base>>;
+
   group_state(boost::asio::any_io_executor ex, group_policy p) : executor(std::move(ex)), policy(p) {}
 
   const boost::asio::any_io_executor executor;
   const group_policy policy;
 
-  // Guards everything below. Lock order: group, then a child task's state.
+  // Guards everything below. Never held while a child is cancelled or a join
+  // completes: cancel_locked() hands the children out to cancel after
+  // unlocking.
   std::mutex mutex;
   std::size_t running = 0;  // children spawned and not yet finished
   bool cancelling = false;  // every child was told to cancel; new ones are cancelled at once
   bool closed = false;      // a join completed: no new children
   std::exception_ptr error; // fail_fast: the first failure; or operation_aborted when the owner cancelled
-  std::vector<std::shared_ptr<task_state_base>> children; // to cancel them; finished ones are pruned
-  std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> waiters;
+  children_type children;   // to cancel them; finished ones are pruned
+  parked_waiters<void(std::exception_ptr)> joins;
 
-  void cancel_locked(std::exception_ptr reason)
+  // Records @p reason (the first wins) and returns the children to cancel:
+  // every child, the first time; none after.
+  [[nodiscard]] children_type cancel_locked(std::exception_ptr reason)
   {
     if (!error && reason)
       error = std::move(reason);
     if (cancelling)
-      return;
+      return {};
     cancelling = true;
-    for (auto& child : children)
+    return children;
+  }
+
+  static void cancel_all(const children_type& to_cancel)
+  {
+    for (const auto& child : to_cancel)
       child->request_cancel();
+  }
+
+  void cancel(std::exception_ptr reason)
+  {
+    children_type to_cancel;
+    {
+      std::lock_guard lock(mutex);
+      to_cancel = cancel_locked(std::move(reason));
+    }
+    cancel_all(to_cancel);
   }
 
   void child_finished(const std::exception_ptr& e)
   {
-    std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> ready;
+    children_type to_cancel;
+    parked_waiters<void(std::exception_ptr)> ready;
     std::exception_ptr outcome;
     {
       std::lock_guard lock(mutex);
       if (e && policy == group_policy::fail_fast)
-        cancel_locked(e);
-      if (--running != 0 || waiters.empty())
-        return;
-      closed = true;
-      outcome = error;
-      ready.swap(waiters);
-      parked_handlers_of(executor).unpark(this);
+        to_cancel = cancel_locked(e);
+      if (--running == 0 && !joins.empty()) {
+        closed = true;
+        outcome = error;
+        ready = joins.take(this);
+      }
     }
-    for (auto& w : ready)
-      post_completion(std::move(w), executor, outcome);
+    cancel_all(to_cancel);
+    ready.complete_all(executor, outcome);
   }
 
   // The executor's context is shutting down: destroy the parked joins without
   // invoking them (they own coroutines that own this state).
   void drop_parked_handlers() noexcept override
   {
-    std::vector<boost::asio::any_completion_handler<void(std::exception_ptr)>> dropped;
-    {
-      std::lock_guard lock(mutex);
-      dropped.swap(waiters);
-    }
-  }
+    parked_waiters<void(std::exception_ptr)> dropped;
+    std::lock_guard lock(mutex);
+    dropped = joins.take(this);
+  } // unlocked before the handlers are destroyed
 };
 
 } // namespace detail
@@ -137,9 +157,13 @@ public:
   task_group& operator=(const task_group&) = delete;
   ~task_group()
   {
-    std::lock_guard lock(state_->mutex);
-    if (state_->running != 0)
-      state_->cancel_locked(nullptr);
+    detail::group_state::children_type to_cancel;
+    {
+      std::lock_guard lock(state_->mutex);
+      if (state_->running != 0)
+        to_cancel = state_->cancel_locked(nullptr);
+    }
+    detail::group_state::cancel_all(to_cancel);
   }
 
   /// Starts @p body as a task of this group.
@@ -155,22 +179,22 @@ public:
     }
     auto t = detail::spawn_task(state_->executor, std::move(body),
                                 [s = state_](const std::exception_ptr& e) { s->child_finished(e); });
-    std::lock_guard lock(state_->mutex);
-    auto& children = state_->children;
-    if (children.size() >= 2 * state_->running + 16)
-      std::erase_if(children, [](const auto& c) { return c->is_done(); });
-    children.push_back(t.state());
-    if (state_->cancelling)
+    bool cancel_it = false;
+    {
+      std::lock_guard lock(state_->mutex);
+      auto& children = state_->children;
+      if (children.size() >= 2 * state_->running + 16)
+        std::erase_if(children, [](const auto& c) { return c->is_done(); });
+      children.push_back(t.state());
+      cancel_it = state_->cancelling;
+    }
+    if (cancel_it)
       t.cancel();
     return t;
   }
 
   /// Cancels every task of the group, and any spawned later.
-  void cancel()
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->cancel_locked(nullptr);
-  }
+  void cancel() { state_->cancel(nullptr); }
 
   /// Tasks spawned and not yet finished.
   [[nodiscard]] std::size_t size() const
@@ -203,17 +227,11 @@ public:
             detail::post_completion(std::move(handler), s->executor, e);
             return;
           }
-          s->waiters.emplace_back(std::move(handler));
-          detail::parked_handlers_of(s->executor).park(s);
-          // Assigned after type erasure: any_completion_handler takes over the
-          // handler's slot and offers its own, which is where ours must go.
-          auto slot = boost::asio::get_associated_cancellation_slot(s->waiters.back());
-          if (slot.is_connected())
-            slot.assign([s](boost::asio::cancellation_type_t) {
-              std::lock_guard l(s->mutex);
-              s->cancel_locked(std::make_exception_ptr(
-                  boost::system::system_error(boost::asio::error::operation_aborted, "fanout::task_group")));
-            });
+          s->joins.park(std::move(handler), s, s->executor,
+                        [weak = std::weak_ptr<detail::group_state>(s)](boost::asio::cancellation_type_t) {
+                          if (auto g = weak.lock())
+                            g->cancel(detail::aborted_error("fanout::task_group"));
+                        });
         },
         token, state_);
   }

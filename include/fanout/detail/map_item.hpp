@@ -1,0 +1,139 @@
+// One item of a map: what f(args...) returns, and how it is run (awaited,
+// called inline, offloaded to the blocking pool, under the item timeout).
+#pragma once
+
+#include "fanout/detail/clock.hpp"
+#include "fanout/detail/deadline_op.hpp"
+#include "fanout/detail/offload_op.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace fanout::detail {
+
+template <typename T>
+struct awaitable_traits
+{
+  static constexpr bool value = false;
+};
+template <typename T, typename Executor>
+struct awaitable_traits<boost::asio::awaitable<T, Executor>>
+{
+  static constexpr bool value = true;
+  using value_type = T;
+};
+
+/// `asio::awaitable<T, E>`.
+template <typename T>
+concept awaitable_type = awaitable_traits<std::remove_cvref_t<T>>::value;
+
+/// A call that is either a coroutine or a blocking call not yet made, the
+/// consumer choosing where to make it (fanout::invocation).
+template <typename T>
+concept invocation_type = requires(T& t)
+{
+  typename T::value_type;
+  {
+    t.is_blocking()
+    } -> std::convertible_to<bool>;
+  t.take_coroutine();
+  t.take_blocking();
+};
+
+/// What awaiting an item gives, from what f returned: T for
+/// `awaitable<T>` and `invocation<T>`, else the plain call's own result.
+template <typename R>
+struct item_value
+{
+  using type = R;
+};
+template <awaitable_type R>
+struct item_value<R>
+{
+  using type = typename awaitable_traits<R>::value_type;
+};
+template <invocation_type R>
+struct item_value<R>
+{
+  using type = typename R::value_type;
+};
+
+/// What f(args...) returns, for one item's arguments @p Args (a tuple).
+template <typename F, typename Args>
+using item_call_t = std::remove_cvref_t<decltype(std::apply(std::declval<F&>(), std::declval<Args&>()))>;
+
+template <typename F, typename Args>
+using item_value_t = typename item_value<item_call_t<F, Args>>::type;
+
+/// How items run (from map_options).
+struct item_settings
+{
+  bool offload = false;      // plain calls go to the blocking pool
+  clock::duration timeout{}; // per item; zero or less: none
+  bool has_timeout() const noexcept { return timeout > clock::duration::zero(); }
+};
+
+/// Awaits @p op under @p deadline; a deadline that passed while @p op ran
+/// fails it with timed_out whatever @p op then returned.
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> with_strict_deadline(boost::asio::awaitable<T, Executor> op,
+                                                         clock::time_point deadline)
+{
+  boost::asio::use_awaitable_t<Executor> token;
+  co_return co_await boost::asio::async_initiate<boost::asio::use_awaitable_t<Executor>,
+                                                 typename deadline_signature<T>::type>(
+      initiate_with_deadline{true}, token, co_await boost::asio::this_coro::executor, std::move(op), deadline);
+}
+
+/// Makes the blocking @p call on the blocking pool.
+template <typename V, typename Call>
+boost::asio::awaitable<V> offload_call(Call call)
+{
+  boost::asio::use_awaitable_t<> token;
+  return boost::asio::async_initiate<boost::asio::use_awaitable_t<>, typename offload_signature<V>::type>(
+      initiate_offload{}, token, blocking_executor(), std::move(call));
+}
+
+/// An item whose call is not an awaitable, as one: the coroutine an
+/// invocation holds, or the blocking call made inline or offloaded.
+template <typename V, typename F, typename Args>
+boost::asio::awaitable<V> call_item(F& f, Args& args, bool offload)
+{
+  using call_type = item_call_t<F, Args>;
+  if constexpr (invocation_type<call_type>) {
+    auto call = std::apply(f, args);
+    if (!call.is_blocking())
+      co_return co_await call.take_coroutine();
+    else if (offload)
+      co_return co_await offload_call<V>(call.take_blocking());
+    else
+      co_return call.take_blocking()();
+  } else if (offload) {
+    co_return co_await offload_call<V>([&f, &args] { return std::apply(f, args); });
+  } else {
+    co_return std::apply(f, args);
+  }
+}
+
+/// The item as one awaitable, with its timeout.
+template <typename V, typename F, typename Args>
+boost::asio::awaitable<V> run_item(F& f, Args& args, const item_settings& settings)
+{
+  auto op = [&]() -> boost::asio::awaitable<V> {
+    if constexpr (awaitable_type<item_call_t<F, Args>>)
+      return std::apply(f, args);
+    else
+      return call_item<V>(f, args, settings.offload);
+  };
+  if (settings.has_timeout())
+    return with_strict_deadline(op(), deadline_after(settings.timeout));
+  return op();
+}
+
+} // namespace fanout::detail

@@ -1,0 +1,139 @@
+// The worker window of a map: how many items may be in flight, where workers
+// run, stopping (a failure, the consumer's cancellation, the deadline) and
+// knowing when all work is over. Independent of the map's types: compiled
+// once, in src/map_window.cpp.
+#pragma once
+
+#include "fanout/detail/clock.hpp"
+#include "fanout/detail/executor_traits.hpp"
+#include "fanout/detail/lazy_deque.hpp"
+#include "fanout/detail/spawned_cancel.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace fanout::detail {
+
+class map_window
+{
+public:
+  /// Where one worker runs: a strand of the map's executor (shared with
+  /// other places), and the worker's cancellation, emitted on that strand.
+  /// A place is reused by a later worker once the previous one's co_spawn
+  /// has completed.
+  struct place
+  {
+    explicit place(const boost::asio::any_io_executor& s) : strand(&s) {}
+    const boost::asio::any_io_executor* strand; // one of strands_
+    spawned_cancel cancel;
+  };
+
+  /// @p limit: most items in the window at once (pulled and not yet
+  /// released); 0 means no limit. @p collect: the map's results are collected
+  /// at the end, so on an executor that runs serially every call is made on
+  /// it, and no lock is needed.
+  map_window(boost::asio::any_io_executor executor, std::size_t limit, bool collect);
+  ~map_window();
+  map_window(const map_window&) = delete;
+  map_window& operator=(const map_window&) = delete;
+
+  /// Guards the window's counters and the engine's input and results. Never
+  /// held while an item, a handler or a cancellation emit runs.
+  optional_mutex& mutex() noexcept { return mutex_; }
+
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+  /// A stream learns its executor at its first next(), before anything runs.
+  void set_executor(boost::asio::any_io_executor executor) { executor_ = std::move(executor); }
+
+  // --- With mutex() held. ---
+
+  /// Another item may start: not stopping, input left, room in the window.
+  [[nodiscard]] bool can_start_locked() const noexcept { return !stopping_ && !exhausted_ && occupied_ < limit_; }
+  /// An item was pulled: it holds room in the window until released.
+  void occupy_locked() noexcept { ++occupied_; }
+  /// An item's room is free again (it finished, or its result was consumed).
+  void release_locked() noexcept { --occupied_; }
+  /// The input has no more items.
+  void set_exhausted_locked() noexcept { exhausted_ = true; }
+  /// A place for one more worker; the worker counts as running from now on.
+  place* take_place_locked();
+  /// A spawning loop begins: the map cannot finish before the matching end.
+  void begin_spawning_locked() noexcept { ++spawning_; }
+  /// ... and ends. True if this made the map finish (the caller completes it).
+  [[nodiscard]] bool end_spawning_locked() noexcept;
+  /// A worker's body has ended. True if this made the map finish.
+  [[nodiscard]] bool leave_locked() noexcept;
+  [[nodiscard]] bool finished_locked() const noexcept { return finished_; }
+  [[nodiscard]] const std::exception_ptr& error_locked() const noexcept { return error_; }
+
+  // --- Without the mutex. ---
+
+  /// No more items start (read by a worker on its strand, where a stop's
+  /// emit is also seen; and by the inline loop).
+  [[nodiscard]] bool stopping() const noexcept { return stop_flag_.load(std::memory_order_acquire); }
+
+  /// Records @p e (the first failure wins), starts no more items and, the
+  /// first time, cancels every running worker, each on its strand, after the
+  /// lock is released. @p keep keeps the map alive until those emits ran.
+  /// True if this made the map finish (the caller completes it).
+  [[nodiscard]] bool stop(std::exception_ptr e, const std::shared_ptr<void>& keep);
+
+  /// Runs @p worker on @p p's strand, its cancellation bound to the place.
+  /// @p keep keeps the map alive until the worker's coroutine has completed.
+  void spawn(place* p, boost::asio::awaitable<void> worker, std::shared_ptr<void> keep);
+
+  /// Arms the overall deadline: @p handler(error_code) runs when it passes
+  /// (or with operation_aborted once the map finished first).
+  template <typename Handler>
+  void arm_deadline(clock::time_point deadline, Handler&& handler)
+  {
+    deadline_.emplace(executor_, deadline);
+    deadline_->async_wait(std::forward<Handler>(handler));
+  }
+
+  /// The map finished: the deadline is no longer needed.
+  void cancel_deadline()
+  {
+    if (deadline_)
+      deadline_->cancel();
+  }
+
+private:
+  struct worker_done;
+  bool finish_locked() noexcept;
+  void worker_exited(place* p, const std::exception_ptr& e);
+
+  boost::asio::any_io_executor executor_;
+  const std::size_t limit_;
+  // Set with stopping_, for reads without the lock.
+  std::atomic<bool> stop_flag_{false};
+  std::optional<boost::asio::steady_timer> deadline_;
+
+  // Guards everything below.
+  optional_mutex mutex_;
+  static constexpr std::size_t strand_count = 16;
+  // Shared by the places, round robin; never reallocated (places point in).
+  std::vector<boost::asio::any_io_executor> strands_;
+  // Stable addresses. Only added to while not stopping, so a stop may walk
+  // them after unlocking.
+  lazy_deque<place> places_;
+  std::vector<place*> free_places_; // their worker's co_spawn has completed
+  std::size_t occupied_ = 0;        // items pulled and not yet released
+  std::size_t workers_ = 0;         // worker bodies started and not yet ended
+  std::size_t spawning_ = 0;        // spawning loops in progress
+  bool exhausted_ = false;          // the input has no more items
+  bool stopping_ = false;           // no more items start
+  bool finished_ = false;           // all work is over; the outcome is final
+  std::exception_ptr error_;        // the first failure (or operation_aborted, timed_out)
+};
+
+} // namespace fanout::detail

@@ -1,0 +1,54 @@
+// Cancelling a coroutine started with asio::co_spawn, safely.
+#pragma once
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
+
+namespace fanout::detail {
+
+/// The cancellation signal bound to one co_spawn'ed coroutine (its "body"),
+/// and when it may be emitted.
+///
+/// co_spawn's entry point awaits its executor before the body starts, and
+/// again after a body that never suspended; both awaits are outside any
+/// handler, so a cancellation emitted into the slot at those points is
+/// thrown out of the Asio handler that runs the coroutine (std::terminate on
+/// a thread pool). Hence: the signal is emitted only while the body runs
+/// (`live`); a request that comes before the body starts is remembered, and
+/// the body, which calls begin() first, then does not run; and the body ends
+/// with `co_await this_coro::throw_if_cancelled(false)` (an emit made while
+/// it ran, from its own strand, leaves its state cancelled).
+///
+/// Invariant: every member is touched only on the coroutine's executor (a
+/// strand, or an executor that runs one thing at a time). So an emit never
+/// races with the body, and the caller needs no lock, nor holds one.
+struct spawned_cancel
+{
+  boost::asio::cancellation_signal signal;
+  bool live = false;      // the body has begun and has not ended
+  bool requested = false; // cancellation was asked for
+  bool emitting = false;  // inside signal.emit(): the slot's handler must not be cleared now
+
+  /// Asks for cancellation: emitted now if the body runs, else remembered.
+  void request(boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal)
+  {
+    requested = true;
+    if (!live)
+      return;
+    emitting = true;
+    signal.emit(type);
+    emitting = false;
+  }
+
+  /// The body starts; false if it was cancelled already (it must not run).
+  bool begin() noexcept
+  {
+    live = true;
+    return !requested;
+  }
+
+  /// The body returns.
+  void end() noexcept { live = false; }
+};
+
+} // namespace fanout::detail

@@ -1,0 +1,130 @@
+#include "fanout/detail/map_window.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <limits>
+#include <mutex>
+
+namespace fanout::detail {
+
+map_window::map_window(boost::asio::any_io_executor executor, std::size_t limit, bool collect)
+    : executor_(std::move(executor)), limit_(limit == 0 ? std::numeric_limits<std::size_t>::max() : limit)
+{
+  // A collect map on an executor that runs one thing at a time is only ever
+  // touched from that executor's thread. (A stream's executor is not known
+  // until its first next().)
+  if (collect && runs_serially(executor_))
+    mutex_.skip_locking();
+}
+
+map_window::~map_window() = default;
+
+map_window::place* map_window::take_place_locked()
+{
+  ++workers_;
+  if (!free_places_.empty()) {
+    place* p = free_places_.back();
+    free_places_.pop_back();
+    return p;
+  }
+  // Enough strands for every thread of a pool to run a worker, without a
+  // strand per worker; none on an executor that runs serially already.
+  if (strands_.empty()) {
+    if (runs_serially(executor_)) {
+      strands_.push_back(executor_);
+    } else {
+      strands_.reserve(strand_count);
+      strands_.push_back(boost::asio::make_strand(executor_));
+    }
+  } else if (strands_.size() < strand_count && strands_.front() != executor_) {
+    strands_.push_back(boost::asio::make_strand(executor_));
+  }
+  return &places_.emplace_back(strands_[places_.size() % strands_.size()]);
+}
+
+bool map_window::finish_locked() noexcept
+{
+  if (finished_ || workers_ != 0 || spawning_ != 0 || !(exhausted_ || stopping_))
+    return false;
+  finished_ = true;
+  return true;
+}
+
+bool map_window::end_spawning_locked() noexcept
+{
+  --spawning_;
+  return finish_locked();
+}
+
+bool map_window::leave_locked() noexcept
+{
+  --workers_;
+  return finish_locked();
+}
+
+bool map_window::stop(std::exception_ptr e, const std::shared_ptr<void>& keep)
+{
+  bool first = false;
+  bool finished = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (finished_)
+      return false; // the outcome is final already
+    if (!error_)
+      error_ = std::move(e);
+    first = !stopping_;
+    stopping_ = true;
+    stop_flag_.store(true, std::memory_order_release);
+    finished = finish_locked();
+  }
+  if (!first)
+    return finished;
+  // Unlocked: no place is added once stopping_ is set. Each emit runs on its
+  // place's strand (inline when already there), never beside its worker.
+  for (place& p : places_)
+    boost::asio::dispatch(*p.strand, [keep, pp = &p] { pp->cancel.request(); });
+  return finished;
+}
+
+// co_spawn's completion handler for every worker of every map: one type, so
+// that co_spawn is instantiated here, once. Runs on the place's strand.
+struct map_window::worker_done
+{
+  std::shared_ptr<void> keep;
+  map_window* window;
+  place* p;
+  void operator()(const std::exception_ptr& e) const { window->worker_exited(p, e); }
+};
+
+void map_window::spawn(place* p, boost::asio::awaitable<void> worker, std::shared_ptr<void> keep)
+{
+  // co_spawn connects the place's slot here, off the strand: safe, since the
+  // place's signal is only emitted while a worker body is live on it, and
+  // this worker's body has not begun (the previous one's has ended).
+  boost::asio::co_spawn(
+      *p->strand, std::move(worker),
+      boost::asio::bind_cancellation_slot(p->cancel.signal.slot(), worker_done{std::move(keep), this, p}));
+}
+
+void map_window::worker_exited(place* p, const std::exception_ptr& e)
+{
+  bool reusable = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (e && !finished_ && !error_)
+      error_ = e; // a worker body lets nothing escape; kept rather than lost
+    reusable = !exhausted_ && !stopping_;
+    if (reusable)
+      free_places_.push_back(p);
+  }
+  // No later worker takes this place: free the cancellation handler co_spawn
+  // left in its signal now, while its memory is still in cache (not from
+  // inside that handler's own emit).
+  if (!reusable && !p->cancel.emitting)
+    p->cancel.signal.slot().clear();
+}
+
+} // namespace fanout::detail
