@@ -1,10 +1,6 @@
-// Maps on a four-thread asio::thread_pool, over many rounds: failures and
-// cancellation reach every item while others are still being spawned on other
-// threads, full windows of unread results still end on a deadline or a
-// cancel, leaving a sync_map loop early returns, and destroying an
-// io_context frees what waited on it. Each case runs under a watchdog: a hung
-// round fails the test and ends the process with the round's name (a hung
-// pool cannot be recovered).
+// Maps on a four-thread asio::thread_pool, over many rounds, each under a
+// watchdog: a hung round fails the test and ends the process, naming the round
+// (a hung pool cannot be recovered).
 #include <fanout/async_map.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -81,26 +77,19 @@ using fanout::test::unit;
 namespace {
 
 #if defined(FANOUT_POOL_SANITIZED)
-constexpr int fail_fast_rounds = 8;
-constexpr int fail_fast_items = 2000;
-constexpr int stream_rounds = 200;
-constexpr int cancel_rounds = 40;
-constexpr int timeout_rounds = 1;
-constexpr int window_rounds = 10;
-constexpr int sync_rounds = 20;
-constexpr auto hang_limit = 120s;
-constexpr auto window_deadline = 1s;
+constexpr bool sanitized = true;
 #else
-constexpr int fail_fast_rounds = 40;
-constexpr int fail_fast_items = 20000;
-constexpr int stream_rounds = 1500;
-constexpr int cancel_rounds = 200;
-constexpr int timeout_rounds = 3;
-constexpr int window_rounds = 20;
-constexpr int sync_rounds = 100;
-constexpr auto hang_limit = 30s;
-constexpr auto window_deadline = 2 * unit;
+constexpr bool sanitized = false;
 #endif
+constexpr int fail_fast_rounds = sanitized ? 8 : 40;
+constexpr int fail_fast_items = sanitized ? 2000 : 20000;
+constexpr int stream_rounds = sanitized ? 200 : 1500;
+constexpr int cancel_rounds = sanitized ? 40 : 200;
+constexpr int timeout_rounds = sanitized ? 1 : 3;
+constexpr int window_rounds = sanitized ? 10 : 20;
+constexpr int sync_rounds = sanitized ? 20 : 100;
+constexpr auto hang_limit = sanitized ? 120s : 30s;
+constexpr fanout::clock::duration window_deadline = sanitized ? fanout::clock::duration(1s) : 2 * unit;
 
 // How long a cancelled map may take to end: well under a second, far under
 // the seconds its items would sleep (more under TSan, see late_slack_seconds).
@@ -125,20 +114,6 @@ void wait_or_give_up(std::future<T>& future, const std::string& what)
     BOOST_ERROR(what << " hangs");
     give_up(what);
   }
-}
-
-// The exception @p future completed with (null for a value), waited for at
-// most hang_limit.
-template <typename T>
-std::exception_ptr failure_of(std::future<T>& future, const std::string& what)
-{
-  wait_or_give_up(future, what);
-  try {
-    (void)future.get();
-  } catch (...) {
-    return std::current_exception();
-  }
-  return nullptr;
 }
 
 // Runs @p body on a thread of its own and gives its result, at most
@@ -222,39 +197,6 @@ asio::awaitable<int> ready_item(live_items& items, int i, fanout::clock::duratio
   co_return i;
 }
 
-} // namespace
-
-BOOST_AUTO_TEST_SUITE(fail_fast)
-
-BOOST_AUTO_TEST_CASE(a_failure_among_20000_sleeping_items_on_a_pool_ends_the_map_in_well_under_a_second)
-{
-  asio::thread_pool pool(4);
-  for (int round = 0; round < fail_fast_rounds; ++round) {
-    BOOST_TEST_CONTEXT("round " << round << " of " << fail_fast_rounds)
-    {
-      live_items items;
-      std::atomic<int> slept{0};
-      const auto start = fanout::clock::now();
-      auto future = asio::co_spawn(
-          pool,
-          fanout::async_map([&items, &slept](int i) { return sleeper_or_failure(items, slept, i, 200us, 4s); },
-                            fanout::test::iota(0, fail_fast_items)),
-          asio::use_future);
-      const auto error = failure_of(future, round_name("fail-fast map of 20000 items", round));
-      const double elapsed = seconds_since(start);
-      BOOST_TEST(message_of(error) == "item 0 failed");
-      BOOST_TEST(elapsed < prompt_seconds);
-      BOOST_TEST(slept.load() == 0); // every sleeping item was cancelled
-      BOOST_TEST(items.now.load() == 0);
-      if (elapsed >= prompt_seconds || slept.load() != 0)
-        break; // one slow round is enough: each costs the items' 4 s
-    }
-  }
-  pool.join();
-}
-
-namespace {
-
 struct stream_failure
 {
   std::exception_ptr error;
@@ -298,40 +240,6 @@ asio::awaitable<stream_failure> read_failing_stream(live_items& items, std::atom
   co_return out;
 }
 
-} // namespace
-
-// The race is narrow (a few rounds in a thousand hit it): many cheap rounds.
-BOOST_AUTO_TEST_CASE(
-    an_ordered_stream_on_a_pool_throws_a_failure_met_while_spawning_at_once_and_runs_no_item_to_its_end)
-{
-  asio::thread_pool pool(4);
-  for (int round = 0; round < stream_rounds; ++round) {
-    const auto timing = static_cast<failure_timing>(round % 3);
-    BOOST_TEST_CONTEXT("round " << round << " of " << stream_rounds << ", failure timing " << round % 3)
-    {
-      live_items items;
-      std::atomic<int> slept{0};
-      auto future = asio::co_spawn(pool, read_failing_stream(items, slept, timing), asio::use_future);
-      wait_or_give_up(future, round_name("ordered stream with a window of 8", round));
-      const stream_failure out = future.get();
-      BOOST_TEST(message_of(out.error) == "item 0 failed");
-      BOOST_TEST(out.read == 0);
-      BOOST_TEST(out.seconds < prompt_seconds);
-      BOOST_TEST(slept.load() == 0); // every 3 s item was cancelled
-      BOOST_TEST(items.now.load() == 0);
-      if (out.seconds >= prompt_seconds || slept.load() != 0)
-        break; // one slow round is enough: each costs the items' 3 s
-    }
-  }
-  pool.join();
-}
-
-BOOST_AUTO_TEST_SUITE_END()
-
-BOOST_AUTO_TEST_SUITE(cancellation)
-
-namespace {
-
 // One token-form map, its cancellation signal, and what its handler saw.
 struct cancelled_map
 {
@@ -343,120 +251,12 @@ struct cancelled_map
   std::promise<void> completed;
 };
 
-} // namespace
-
-BOOST_AUTO_TEST_CASE(cancelling_a_token_form_map_on_a_pool_from_another_thread_calls_its_handler_once_with_aborted)
-{
-  constexpr int n = 100;
-  asio::thread_pool pool(4);
-  // Every round's signal and handler state outlive the pool's last handler.
-  std::vector<std::unique_ptr<cancelled_map>> maps;
-  for (int round = 0; round < cancel_rounds; ++round) {
-    // Cancelled once every item runs, or while the map still spawns them; from
-    // a pool thread or from this one.
-    const bool all_started = round % 2 == 0;
-    const bool from_pool = round % 3 != 2;
-    BOOST_TEST_CONTEXT("round " << round << ", cancelled " << (all_started ? "once all run" : "while spawning")
-                                << " from " << (from_pool ? "a pool thread" : "the test thread"))
-    {
-      auto& map = *maps.emplace_back(std::make_unique<cancelled_map>());
-      auto completed = map.completed.get_future();
-      const auto start = fanout::clock::now();
-      fanout::async_map(
-          pool.get_executor(), [&items = map.items](int i) { return held_int(items, 10s, i); },
-          fanout::test::iota(0, n),
-          asio::bind_cancellation_slot(map.signal.slot(), [&map](std::exception_ptr e, std::vector<int>) {
-            if (++map.calls == 1) {
-              map.error = std::move(e);
-              map.items_in_handler = map.items.now.load();
-              map.completed.set_value();
-            }
-          }));
-      BOOST_TEST(wait_until([&] { return map.items.started.load() >= (all_started ? n : 1); }));
-      if (from_pool)
-        asio::post(pool, [&map] { map.signal.emit(asio::cancellation_type::terminal); });
-      else
-        map.signal.emit(asio::cancellation_type::terminal);
-      wait_or_give_up(completed, round_name("cancelled token-form map", round));
-      const double elapsed = seconds_since(start);
-      BOOST_TEST(code_of(map.error) == asio::error::operation_aborted);
-      BOOST_TEST(map.items_in_handler == 0);
-      BOOST_TEST(elapsed < prompt_seconds);
-      if (elapsed >= prompt_seconds)
-        break; // one slow round is enough: each costs the items' 10 s
-    }
-  }
-  within_limit("joining the pool after the cancelled maps", [&pool] { pool.join(); });
-  int rounds_not_called_once = 0;
-  for (const auto& map : maps)
-    if (map->calls.load() != 1)
-      ++rounds_not_called_once;
-  BOOST_TEST(rounds_not_called_once == 0);
-}
-
-namespace {
-
 struct timeout_case
 {
   int index;
   std::chrono::microseconds operation;
   std::chrono::microseconds limit;
 };
-
-} // namespace
-
-BOOST_AUTO_TEST_CASE(three_thousand_timeouts_racing_their_operations_on_a_pool_each_give_the_value_or_timed_out)
-{
-  constexpr int n = 3000;
-  asio::thread_pool pool(4);
-  for (int round = 0; round < timeout_rounds; ++round) {
-    BOOST_TEST_CONTEXT("round " << round)
-    {
-      std::mt19937 random(20240607U + static_cast<unsigned>(round)); // fixed: the same races every run
-      std::uniform_int_distribution<int> operation_us(0, 400);
-      std::uniform_int_distribution<int> limit_us(1, 400);
-      std::vector<timeout_case> cases;
-      for (int i = 0; i < n; ++i) {
-        const std::chrono::microseconds operation(operation_us(random));
-        cases.push_back({i, operation, std::chrono::microseconds(limit_us(random))});
-      }
-      live_items items;
-      auto future = fanout::async_map_settled(
-          pool.get_executor(),
-          [&items](const timeout_case& c) {
-            return fanout::with_timeout(held_int(items, c.operation, c.index), c.limit);
-          },
-          cases, asio::use_future);
-      wait_or_give_up(future, round_name("3000 timeouts mapped by async_map_settled", round));
-      const auto outcomes = future.get();
-      BOOST_TEST_REQUIRE(outcomes.size() == cases.size());
-      int values = 0;
-      int timeouts = 0;
-      int others = 0;
-      for (std::size_t i = 0; i < outcomes.size(); ++i) {
-        if (outcomes[i].has_value() && outcomes[i].value() == static_cast<int>(i))
-          ++values;
-        else if (!outcomes[i].has_value() && code_of(outcomes[i].error()) == timed_out())
-          ++timeouts;
-        else
-          ++others;
-      }
-      BOOST_TEST_MESSAGE("round " << round << ": " << values << " values, " << timeouts << " timeouts");
-      BOOST_TEST(others == 0);
-      BOOST_TEST(values > 0); // both ends of the race happened
-      BOOST_TEST(timeouts > 0);
-      BOOST_TEST(items.started.load() <= n);
-      BOOST_TEST(items.now.load() == 0);
-    }
-  }
-  pool.join();
-}
-
-BOOST_AUTO_TEST_SUITE_END()
-
-BOOST_AUTO_TEST_SUITE(full_windows)
-
-namespace {
 
 enum class ending { deadline, cancel };
 
@@ -525,8 +325,183 @@ void check_full_window_ends(ending how, const char* test, const boost::system::e
   pool.join();
 }
 
+// A task body that holds a counted value in its frame while it awaits a long
+// sleep under a long timeout.
+asio::awaitable<void> waits_under_a_timeout(live_items& items, lifetime_counts& counts)
+{
+  const item_scope scope(items);
+  const counted held(counts, 1);
+  co_await fanout::with_timeout(fanout::sleep(10s), 20s);
+}
+
+// Reads an as-completed stream whose items 0 and 1 finish at once and the
+// others sleep; the function object holds @p owned.
+asio::awaitable<void> read_as_completed(live_items& items, lifetime_counts& counts, counted owned, int n)
+{
+  auto stream = fanout::async_map_as_completed(
+      [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
+      fanout::test::iota(0, n));
+  while (co_await stream.next()) {
+  }
+}
 } // namespace
 
+// Fail-fast maps and streams: a failure cancels the items being spawned too.
+BOOST_AUTO_TEST_CASE(a_failure_among_20000_sleeping_items_on_a_pool_ends_the_map_in_well_under_a_second)
+{
+  asio::thread_pool pool(4);
+  for (int round = 0; round < fail_fast_rounds; ++round) {
+    BOOST_TEST_CONTEXT("round " << round << " of " << fail_fast_rounds)
+    {
+      live_items items;
+      std::atomic<int> slept{0};
+      const auto start = fanout::clock::now();
+      auto future = asio::co_spawn(
+          pool,
+          fanout::async_map([&items, &slept](int i) { return sleeper_or_failure(items, slept, i, 200us, 4s); },
+                            fanout::test::iota(0, fail_fast_items)),
+          asio::use_future);
+      wait_or_give_up(future, round_name("fail-fast map of 20000 items", round));
+      std::exception_ptr error;
+      try {
+        (void)future.get();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const double elapsed = seconds_since(start);
+      BOOST_TEST(message_of(error) == "item 0 failed");
+      BOOST_TEST(elapsed < prompt_seconds);
+      BOOST_TEST(slept.load() == 0); // every sleeping item was cancelled
+      BOOST_TEST(items.now.load() == 0);
+      if (elapsed >= prompt_seconds || slept.load() != 0)
+        break; // one slow round is enough: each costs the items' 4 s
+    }
+  }
+  pool.join();
+}
+
+// The race is narrow (a few rounds in a thousand hit it): many cheap rounds.
+BOOST_AUTO_TEST_CASE(
+    an_ordered_stream_on_a_pool_throws_a_failure_met_while_spawning_at_once_and_runs_no_item_to_its_end)
+{
+  asio::thread_pool pool(4);
+  for (int round = 0; round < stream_rounds; ++round) {
+    const auto timing = static_cast<failure_timing>(round % 3);
+    BOOST_TEST_CONTEXT("round " << round << " of " << stream_rounds << ", failure timing " << round % 3)
+    {
+      live_items items;
+      std::atomic<int> slept{0};
+      auto future = asio::co_spawn(pool, read_failing_stream(items, slept, timing), asio::use_future);
+      wait_or_give_up(future, round_name("ordered stream with a window of 8", round));
+      const stream_failure out = future.get();
+      BOOST_TEST(message_of(out.error) == "item 0 failed");
+      BOOST_TEST(out.read == 0);
+      BOOST_TEST(out.seconds < prompt_seconds);
+      BOOST_TEST(slept.load() == 0); // every 3 s item was cancelled
+      BOOST_TEST(items.now.load() == 0);
+      if (out.seconds >= prompt_seconds || slept.load() != 0)
+        break; // one slow round is enough: each costs the items' 3 s
+    }
+  }
+  pool.join();
+}
+
+// Cancellation from other threads, and timeouts racing their operations.
+BOOST_AUTO_TEST_CASE(cancelling_a_token_form_map_on_a_pool_from_another_thread_calls_its_handler_once_with_aborted)
+{
+  constexpr int n = 100;
+  asio::thread_pool pool(4);
+  // Every round's signal and handler state outlive the pool's last handler.
+  std::vector<std::unique_ptr<cancelled_map>> maps;
+  for (int round = 0; round < cancel_rounds; ++round) {
+    // Cancelled once every item runs, or while the map still spawns them; from
+    // a pool thread or from this one.
+    const bool all_started = round % 2 == 0;
+    const bool from_pool = round % 3 != 2;
+    BOOST_TEST_CONTEXT("round " << round << ", cancelled " << (all_started ? "once all run" : "while spawning")
+                                << " from " << (from_pool ? "a pool thread" : "the test thread"))
+    {
+      auto& map = *maps.emplace_back(std::make_unique<cancelled_map>());
+      auto completed = map.completed.get_future();
+      const auto start = fanout::clock::now();
+      fanout::async_map(
+          pool.get_executor(), [&items = map.items](int i) { return held_int(items, 10s, i); },
+          fanout::test::iota(0, n),
+          asio::bind_cancellation_slot(map.signal.slot(), [&map](std::exception_ptr e, std::vector<int>) {
+            if (++map.calls == 1) {
+              map.error = std::move(e);
+              map.items_in_handler = map.items.now.load();
+              map.completed.set_value();
+            }
+          }));
+      BOOST_TEST(wait_until([&] { return map.items.started.load() >= (all_started ? n : 1); }));
+      if (from_pool)
+        asio::post(pool, [&map] { map.signal.emit(asio::cancellation_type::terminal); });
+      else
+        map.signal.emit(asio::cancellation_type::terminal);
+      wait_or_give_up(completed, round_name("cancelled token-form map", round));
+      const double elapsed = seconds_since(start);
+      BOOST_TEST(code_of(map.error) == asio::error::operation_aborted);
+      BOOST_TEST(map.items_in_handler == 0);
+      BOOST_TEST(elapsed < prompt_seconds);
+      if (elapsed >= prompt_seconds)
+        break; // one slow round is enough: each costs the items' 10 s
+    }
+  }
+  within_limit("joining the pool after the cancelled maps", [&pool] { pool.join(); });
+  int rounds_not_called_once = 0;
+  for (const auto& map : maps)
+    if (map->calls.load() != 1)
+      ++rounds_not_called_once;
+  BOOST_TEST(rounds_not_called_once == 0);
+}
+
+BOOST_AUTO_TEST_CASE(three_thousand_timeouts_racing_their_operations_on_a_pool_each_give_the_value_or_timed_out)
+{
+  constexpr int n = 3000;
+  asio::thread_pool pool(4);
+  for (int round = 0; round < timeout_rounds; ++round) {
+    BOOST_TEST_CONTEXT("round " << round)
+    {
+      std::mt19937 random(20240607U + static_cast<unsigned>(round)); // fixed: the same races every run
+      std::uniform_int_distribution<int> operation_us(0, 400);
+      std::uniform_int_distribution<int> limit_us(1, 400);
+      std::vector<timeout_case> cases;
+      for (int i = 0; i < n; ++i) // braced: the operation is drawn before the limit
+        cases.push_back(
+            {i, std::chrono::microseconds(operation_us(random)), std::chrono::microseconds(limit_us(random))});
+      live_items items;
+      auto future = fanout::async_map_settled(
+          pool.get_executor(),
+          [&items](const timeout_case& c) {
+            return fanout::with_timeout(held_int(items, c.operation, c.index), c.limit);
+          },
+          cases, asio::use_future);
+      wait_or_give_up(future, round_name("3000 timeouts mapped by async_map_settled", round));
+      const auto outcomes = future.get();
+      BOOST_TEST_REQUIRE(outcomes.size() == cases.size());
+      int values = 0;
+      int timeouts = 0;
+      int others = 0;
+      for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i].has_value() && outcomes[i].value() == static_cast<int>(i))
+          ++values;
+        else if (!outcomes[i].has_value() && code_of(outcomes[i].error()) == timed_out())
+          ++timeouts;
+        else
+          ++others;
+      }
+      BOOST_TEST_MESSAGE("round " << round << ": " << values << " values, " << timeouts << " timeouts");
+      BOOST_TEST(others == 0);
+      BOOST_TEST(values > 0); // both ends of the race happened
+      BOOST_TEST(timeouts > 0);
+      BOOST_TEST(items.now.load() == 0);
+    }
+  }
+  pool.join();
+}
+
+// Streams whose window is full of finished, unread results.
 BOOST_AUTO_TEST_CASE(a_deadline_passing_while_the_window_is_full_of_unread_results_ends_next_with_timed_out_promptly)
 {
   check_full_window_ends(ending::deadline, "next() after the deadline of a full window", timed_out());
@@ -537,10 +512,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_stream_whose_window_is_full_of_unread_results_
   check_full_window_ends(ending::cancel, "next() after cancel() of a full window", asio::error::operation_aborted);
 }
 
-BOOST_AUTO_TEST_SUITE_END()
-
-BOOST_AUTO_TEST_SUITE(sync_map_early_exit)
-
+// Leaving a sync_map loop early.
 BOOST_AUTO_TEST_CASE(breaking_out_of_a_sync_map_with_a_window_of_1_after_the_first_result_returns_from_its_destructor)
 {
   constexpr int n = 10;
@@ -603,34 +575,7 @@ BOOST_AUTO_TEST_CASE(
   }
 }
 
-BOOST_AUTO_TEST_SUITE_END()
-
-BOOST_AUTO_TEST_SUITE(destroyed_context)
-
-namespace {
-
-// A task body that holds a counted value in its frame while it awaits a long
-// sleep under a long timeout.
-asio::awaitable<void> waits_under_a_timeout(live_items& items, lifetime_counts& counts)
-{
-  const item_scope scope(items);
-  const counted held(counts, 1);
-  co_await fanout::with_timeout(fanout::sleep(10s), 20s);
-}
-
-// Reads an as-completed stream whose items 0 and 1 finish at once and the
-// others sleep; the function object holds @p owned.
-asio::awaitable<void> read_as_completed(live_items& items, lifetime_counts& counts, counted owned, int n)
-{
-  auto stream = fanout::async_map_as_completed(
-      [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
-      fanout::test::iota(0, n));
-  while (co_await stream.next()) {
-  }
-}
-
-} // namespace
-
+// Destroying an io_context frees what waited on it.
 BOOST_AUTO_TEST_CASE(destroying_the_io_context_while_a_task_awaits_with_timeout_frees_the_task_frame,
                      *boost::unit_test::timeout(60))
 {
@@ -698,8 +643,6 @@ BOOST_AUTO_TEST_CASE(
     }
   }
 }
-
-BOOST_AUTO_TEST_SUITE_END()
 
 // This file's macros end here (the suites share unity batches).
 #undef FANOUT_POOL_SANITIZED
