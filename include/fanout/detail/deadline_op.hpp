@@ -1,12 +1,18 @@
 // One operation under a deadline: the mechanism behind fanout::with_deadline,
-// with_timeout and async_map's item timeout.
+// with_timeout and async_map's item timeout. Its state does not depend on the
+// operation's value type (the value goes straight to its reader), so the
+// common case, awaitables of asio::any_io_executor, is compiled once in
+// src/deadline_op.cpp.
 #pragma once
 
 #include "fanout/detail/clock.hpp"
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
+#include "fanout/detail/handler_adapter.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -36,24 +42,27 @@ struct deadline_signature<void>
   using type = void(std::exception_ptr);
 };
 
+/// Completes a deadline operation: null, the operation's exception, or
+/// timed_out.
+using deadline_handler = boost::asio::any_completion_handler<void(std::exception_ptr)>;
+
 // One operation under a deadline. Invariant: every member is touched only on
 // `strand` (the child's start, end and completion, the timer's completion,
 // the forwarded outside cancellation), so no lock is needed. Owned by the
 // timer's and the child's pending handlers; the outside cancellation slot
 // refers to it weakly, so that a context destroyed mid-operation frees it
 // with those handlers.
-template <typename T, typename Handler, typename Strand>
+template <typename Executor>
 struct deadline_state
 {
-  deadline_state(Handler h, Strand s, clock::time_point deadline, bool fail_late_values)
+  deadline_state(deadline_handler h, Executor s, clock::time_point deadline, bool fail_late_values)
       : handler(std::move(h)), strand(std::move(s)), timer(strand, deadline), strict(fail_late_values)
   {}
 
-  Handler handler;
-  Strand strand;
+  deadline_handler handler;
+  Executor strand;
   boost::asio::steady_timer timer;
   spawned_cancel child; // the operation, run as a co_spawn'ed coroutine
-  std::conditional_t<std::is_void_v<T>, no_value, std::optional<T>> value;
   std::exception_ptr error;
   bool child_done = false;
   bool timer_done = false;
@@ -66,25 +75,20 @@ struct deadline_state
       return;
     if (expired && (strict || (error && is_operation_aborted(error))))
       error = timed_out_error();
-    if constexpr (std::is_void_v<T>)
-      post_completion(std::move(handler), strand, error);
-    else
-      post_completion(std::move(handler), strand, error, error ? T{} : std::move(*value));
+    post_completion(std::move(handler), strand, error);
   }
 };
 
-template <typename T, typename Executor, typename State>
-boost::asio::awaitable<void, Executor> run_deadline_child(State* state, boost::asio::awaitable<T, Executor> op)
+template <typename Executor>
+boost::asio::awaitable<void, Executor> run_deadline_child(deadline_state<Executor>* state,
+                                                          boost::asio::awaitable<void, Executor> op)
 {
   std::exception_ptr failure;
   if (!state->child.begin()) {
     failure = aborted_error("fanout::timeout"); // expired or cancelled before it started: never runs
   } else {
     try {
-      if constexpr (std::is_void_v<T>)
-        co_await std::move(op);
-      else
-        state->value.emplace(co_await std::move(op));
+      co_await std::move(op);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -95,14 +99,61 @@ boost::asio::awaitable<void, Executor> run_deadline_child(State* state, boost::a
     std::rethrow_exception(failure);
 }
 
-/// The initiation of a deadline operation. strict: a deadline that passed
-/// while the operation ran fails it with timed_out even if the operation
-/// still returned a value (async_map's item timeout); otherwise such a late
-/// value is delivered (with_deadline, with_timeout).
+/// Runs @p op on @p strand (a strand: the operation's state lives there)
+/// until it finishes, cancelling it (terminal) when @p deadline passes.
+/// strict: a deadline that passed while @p op ran fails it with timed_out
+/// even if @p op then returned (async_map's item timeout); otherwise only an
+/// @p op that ended with operation_aborted becomes timed_out.
+template <typename Executor>
+void start_deadline_op(Executor strand, boost::asio::awaitable<void, Executor> op, clock::time_point deadline,
+                       bool strict, deadline_handler handler)
+{
+  using state_type = deadline_state<Executor>;
+  auto state = std::make_shared<state_type>(std::move(handler), std::move(strand), deadline, strict);
+
+  auto slot = boost::asio::get_associated_cancellation_slot(state->handler);
+  if (slot.is_connected()) {
+    slot.assign([weak = std::weak_ptr<state_type>(state)](boost::asio::cancellation_type_t type) {
+      if (auto s = weak.lock())
+        boost::asio::dispatch(s->strand, [s, type] {
+          if (!s->child_done)
+            s->child.request(type);
+        });
+    });
+  }
+
+  state->timer.async_wait(boost::asio::bind_executor(state->strand, [state](boost::system::error_code ec) {
+    state->timer_done = true;
+    if (!ec && !state->child_done) {
+      state->expired = true;
+      state->child.request();
+    }
+    state->maybe_complete();
+  }));
+
+  boost::asio::co_spawn(state->strand, run_deadline_child<Executor>(state.get(), std::move(op)),
+                        boost::asio::bind_cancellation_slot(state->child.signal.slot(), [state](std::exception_ptr e) {
+                          state->child_done = true;
+                          state->error = std::move(e);
+                          state->timer.cancel();
+                          state->maybe_complete();
+                        }));
+}
+
+extern template void start_deadline_op<boost::asio::any_io_executor>(boost::asio::any_io_executor,
+                                                                     boost::asio::awaitable<void>, clock::time_point,
+                                                                     bool, deadline_handler);
+
+/// Awaits @p op; its value goes to @p out.
+template <typename T, typename Executor>
+boost::asio::awaitable<void, Executor> store_value(std::optional<T>* out, boost::asio::awaitable<T, Executor> op)
+{
+  out->emplace(co_await std::move(op));
+}
+
+/// The initiation of with_deadline and async_with_deadline (not strict).
 struct initiate_with_deadline
 {
-  bool strict = false;
-
   template <typename Handler, typename Executor, typename T, typename AwaitableExecutor>
   void operator()(Handler&& handler, const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> op,
                   clock::time_point deadline) const
@@ -115,39 +166,30 @@ struct initiate_with_deadline
         post_completion(std::forward<Handler>(handler), executor, timed_out_error(), T{});
       return;
     }
-    auto strand = boost::asio::make_strand(executor);
-    using state_type = deadline_state<T, std::decay_t<Handler>, decltype(strand)>;
-    auto state = std::make_shared<state_type>(std::forward<Handler>(handler), strand, deadline, strict);
-
-    auto slot = boost::asio::get_associated_cancellation_slot(state->handler);
-    if (slot.is_connected()) {
-      slot.assign([weak = std::weak_ptr<state_type>(state)](boost::asio::cancellation_type_t type) {
-        if (auto s = weak.lock())
-          boost::asio::dispatch(s->strand, [s, type] {
-            if (!s->child_done)
-              s->child.request(type);
-          });
-      });
+    AwaitableExecutor strand = boost::asio::make_strand(executor);
+    if constexpr (std::is_void_v<T>) {
+      start_deadline_op<AwaitableExecutor>(std::move(strand), std::move(op), deadline, false,
+                                           deadline_handler(std::forward<Handler>(handler)));
+    } else {
+      // The value waits here, owned by the handler, until the handler runs.
+      auto value = std::make_shared<std::optional<T>>();
+      auto* out = value.get();
+      start_deadline_op<AwaitableExecutor>(
+          std::move(strand), store_value<T, AwaitableExecutor>(out, std::move(op)), deadline, false,
+          deadline_handler(
+              adapt_handler(std::forward<Handler>(handler), [value = std::move(value)](auto&& h, std::exception_ptr e) {
+                if (e || !*value)
+                  std::move(h)(e, T{});
+                else
+                  std::move(h)(std::exception_ptr(), std::move(**value));
+              })));
     }
-
-    state->timer.async_wait(boost::asio::bind_executor(state->strand, [state](boost::system::error_code ec) {
-      state->timer_done = true;
-      if (!ec && !state->child_done) {
-        state->expired = true;
-        state->child.request();
-      }
-      state->maybe_complete();
-    }));
-
-    boost::asio::co_spawn(
-        state->strand, run_deadline_child<T, AwaitableExecutor>(state.get(), std::move(op)),
-        boost::asio::bind_cancellation_slot(state->child.signal.slot(), [state](std::exception_ptr e) {
-          state->child_done = true;
-          state->error = std::move(e);
-          state->timer.cancel();
-          state->maybe_complete();
-        }));
   }
 };
+
+/// Awaits @p op under @p deadline, strictly: a deadline that passed while
+/// @p op ran fails it with timed_out whatever @p op then returned. Compiled
+/// once (src/deadline_op.cpp).
+boost::asio::awaitable<void> await_strict_deadline(boost::asio::awaitable<void> op, clock::time_point deadline);
 
 } // namespace fanout::detail

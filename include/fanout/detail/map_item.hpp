@@ -11,6 +11,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -79,16 +80,18 @@ struct item_settings
   bool has_timeout() const noexcept { return timeout > clock::duration::zero(); }
 };
 
-/// Awaits @p op under @p deadline; a deadline that passed while @p op ran
-/// fails it with timed_out whatever @p op then returned.
-template <typename T, typename Executor>
-boost::asio::awaitable<T, Executor> with_strict_deadline(boost::asio::awaitable<T, Executor> op,
-                                                         clock::time_point deadline)
+/// Awaits @p op under the item timeout's @p deadline: an item still running
+/// when it passes fails with timed_out, whatever it then returns.
+template <typename V>
+boost::asio::awaitable<V> timed_item(boost::asio::awaitable<V> op, clock::time_point deadline)
 {
-  boost::asio::use_awaitable_t<Executor> token;
-  co_return co_await boost::asio::async_initiate<boost::asio::use_awaitable_t<Executor>,
-                                                 typename deadline_signature<T>::type>(
-      initiate_with_deadline{true}, token, co_await boost::asio::this_coro::executor, std::move(op), deadline);
+  if constexpr (std::is_void_v<V>) {
+    co_await await_strict_deadline(std::move(op), deadline);
+  } else {
+    std::optional<V> value;
+    co_await await_strict_deadline(store_value(&value, std::move(op)), deadline);
+    co_return std::move(*value);
+  }
 }
 
 /// Makes the blocking @p call on the blocking pool.
@@ -132,7 +135,7 @@ boost::asio::awaitable<V> run_item(F& f, Args& args, const item_settings& settin
       return call_item<V>(f, args, settings.offload);
   };
   if (settings.has_timeout())
-    return with_strict_deadline(op(), deadline_after(settings.timeout));
+    return timed_item<V>(op(), deadline_after(settings.timeout));
   return op();
 }
 
