@@ -49,19 +49,9 @@ using fanout::test::iota_vector;
 using fanout::test::is_timed_out;
 using fanout::test::message_of;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
 using fanout::test::timed_out;
 using fanout::test::unit;
-
-namespace {
-
-asio::awaitable<int> throws_after(tracker& t, fanout::clock::duration delay, std::string what)
-{
-  in_flight guard(t);
-  co_await fanout::sleep(delay);
-  throw std::runtime_error(what);
-}
-
-} // namespace
 
 BOOST_AUTO_TEST_SUITE(item_timeout)
 

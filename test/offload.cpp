@@ -5,6 +5,7 @@
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/async_map.hpp>
 #include <fanout/run.hpp>
@@ -52,29 +53,13 @@ using fanout::test::unit;
 
 namespace {
 
-// Counts calls in flight at once, from any thread.
-struct in_flight_tracker
-{
-  std::atomic<int> now{0};
-  std::atomic<int> most{0};
-  void enter()
-  {
-    const int current = ++now;
-    int seen = most.load();
-    while (current > seen && !most.compare_exchange_weak(seen, current)) {
-    }
-  }
-  void leave() { --now; }
-};
-
-in_flight_tracker a_tracker;
+fanout::test::tracker a_tracker;
 
 // The post's a(): blocks its thread for one unit, returns "a".
 std::string a()
 {
-  a_tracker.enter();
+  const fanout::test::in_flight guard(a_tracker);
   std::this_thread::sleep_for(unit);
-  a_tracker.leave();
   return "a";
 }
 

@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
+#include "support/tracker.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -38,39 +39,7 @@ using fanout::test::unit;
 namespace {
 
 // How many calls of a() and b() are in flight, and the most at once.
-struct in_flight_tracker
-{
-  std::atomic<int> now{0};
-  std::atomic<int> most{0};
-  std::atomic<int> calls{0};
-
-  void enter()
-  {
-    ++calls;
-    const int current = ++now;
-    int seen = most.load();
-    while (current > seen && !most.compare_exchange_weak(seen, current)) {
-    }
-  }
-  void leave() { --now; }
-  void reset()
-  {
-    now = 0;
-    most = 0;
-    calls = 0;
-  }
-};
-
-in_flight_tracker tracker;
-
-class in_flight
-{
-public:
-  in_flight() { tracker.enter(); }
-  in_flight(const in_flight&) = delete;
-  in_flight& operator=(const in_flight&) = delete;
-  ~in_flight() { tracker.leave(); }
-};
+fanout::test::tracker tracker;
 
 // #notacoroutine
 // def a(A="a"):
@@ -78,7 +47,7 @@ public:
 //     return A
 std::string a()
 {
-  in_flight guard;
+  const fanout::test::in_flight guard(tracker);
   std::this_thread::sleep_for(unit);
   return "a";
 }
@@ -89,7 +58,7 @@ std::string a()
 //     return B
 asio::awaitable<std::string> b()
 {
-  in_flight guard;
+  const fanout::test::in_flight guard(tracker);
   co_await fanout::sleep(unit);
   co_return "b";
 }
@@ -177,7 +146,7 @@ BOOST_AUTO_TEST_CASE(row_3_separate_function_call_and_code_running_takes_five_un
       auto task = b();
       tasks.push_back(std::move(task));
     }
-    BOOST_TEST(tracker.calls.load() == 0); // defined, not running: coroutines are lazy
+    BOOST_TEST(tracker.started.load() == 0); // defined, not running: coroutines are lazy
     for (auto& task : tasks) {
       std::string retval = fanout::run(loop, std::move(task));
       out << retval << '\n';

@@ -27,6 +27,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::is_boom;
 using fanout::test::seconds_since;
+using fanout::test::throws_after;
 using fanout::test::unit;
 
 namespace {
@@ -41,12 +42,6 @@ asio::awaitable<std::string> b()
 {
   co_await fanout::sleep(unit);
   co_return "b";
-}
-
-asio::awaitable<int> throws_after_a_sleep()
-{
-  co_await fanout::sleep(1ms);
-  throw std::runtime_error("boom");
 }
 
 asio::awaitable<void> leftover(std::shared_ptr<int> /*alive*/, bool& finished)
@@ -103,9 +98,9 @@ BOOST_AUTO_TEST_CASE(run_on_a_fresh_context_completes_a_void_coroutine, *boost::
 
 BOOST_AUTO_TEST_CASE(run_rethrows_a_runtime_error_thrown_inside_the_coroutine, *boost::unit_test::timeout(60))
 {
-  BOOST_CHECK_EXCEPTION(fanout::run(throws_after_a_sleep()), std::runtime_error, is_boom);
+  BOOST_CHECK_EXCEPTION(fanout::run(throws_after(1ms)), std::runtime_error, is_boom);
   asio::io_context ctx;
-  BOOST_CHECK_EXCEPTION(fanout::run(ctx, throws_after_a_sleep()), std::runtime_error, is_boom);
+  BOOST_CHECK_EXCEPTION(fanout::run(ctx, throws_after(1ms)), std::runtime_error, is_boom);
   // The context is usable afterwards.
   BOOST_TEST(fanout::run(ctx, forty_two()) == 42);
 }
@@ -157,7 +152,7 @@ BOOST_AUTO_TEST_CASE(run_of_a_void_task_waits_for_it, *boost::unit_test::timeout
 BOOST_AUTO_TEST_CASE(run_of_a_task_rethrows_its_exception, *boost::unit_test::timeout(60))
 {
   asio::io_context ctx;
-  auto t = fanout::spawn(ctx, throws_after_a_sleep());
+  auto t = fanout::spawn(ctx, throws_after(1ms));
   BOOST_CHECK_EXCEPTION(fanout::run(ctx, t), std::runtime_error, is_boom);
 }
 

@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/error.hpp>
 #include <fanout/run.hpp>
@@ -48,25 +49,10 @@ using fanout::test::value_after;
 
 namespace {
 
-// Counts the coroutines in flight and the most ever at once.
-struct in_flight_tracker
+asio::awaitable<std::string> b(fanout::test::tracker& tracker)
 {
-  int now = 0;
-  int most = 0;
-  void enter()
-  {
-    ++now;
-    most = std::max(most, now);
-  }
-  void leave() { --now; }
-};
-
-// The post's b(), instrumented: sleeps one unit without blocking.
-asio::awaitable<std::string> b(in_flight_tracker& tracker)
-{
-  tracker.enter();
+  const fanout::test::in_flight guard(tracker);
   co_await fanout::sleep(unit);
-  tracker.leave();
   co_return "b";
 }
 
@@ -93,7 +79,7 @@ BOOST_AUTO_TEST_SUITE(starting)
 FANOUT_CO_TEST_CASE(spawn_starts_eagerly_so_five_spawned_sleeps_awaited_in_turn_take_one_unit)
 {
   auto ex = co_await asio::this_coro::executor;
-  in_flight_tracker tracker;
+  fanout::test::tracker tracker;
   const auto start = fanout::clock::now();
   std::vector<fanout::task<std::string>> tasks;
   for (int i = 0; i < 5; ++i)
@@ -102,8 +88,8 @@ FANOUT_CO_TEST_CASE(spawn_starts_eagerly_so_five_spawned_sleeps_awaited_in_turn_
   for (auto& t : tasks)
     results += co_await t.async_wait();
   BOOST_TEST(results == "bbbbb");
-  BOOST_TEST(tracker.most == 5); // all five were sleeping at once
-  BOOST_TEST(tracker.now == 0);
+  BOOST_TEST(tracker.most.load() == 5); // all five were sleeping at once
+  BOOST_TEST(tracker.now.load() == 0);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
 }
 

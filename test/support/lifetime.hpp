@@ -1,10 +1,18 @@
 // Test helpers: a value type that counts its constructions, copies, moves and
-// destructions, and a counter of items running (with its peak), both safe to
-// use from any thread.
+// destructions (safe to use from any thread), and items that make or hold such
+// values.
 #pragma once
 
+#include "tracker.hpp"
+
+#include <fanout/sleep.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <utility>
 
 namespace fanout::test {
 
@@ -75,41 +83,23 @@ private:
   int value_;
 };
 
-/// Items running now, the most ever at once, and how many started and ended.
-struct live_items
+/// A counted value made by a coroutine, after suspending once if asked.
+inline boost::asio::awaitable<counted> make_counted(lifetime_counts& counts, int i, bool suspend)
 {
-  std::atomic<std::int64_t> now{0};
-  std::atomic<std::int64_t> peak{0};
-  std::atomic<std::int64_t> started{0};
-  std::atomic<std::int64_t> ended{0};
+  if (suspend)
+    co_await fanout::sleep(std::chrono::milliseconds(0));
+  co_return counted(counts, i);
+}
 
-  void enter()
-  {
-    ++started;
-    const std::int64_t current = ++now;
-    std::int64_t seen = peak.load();
-    while (current > seen && !peak.compare_exchange_weak(seen, current)) {
-    }
-  }
-  void leave()
-  {
-    ++ended;
-    --now;
-  }
-};
-
-/// Marks an item live for its whole scope, however it ends (returns, throws,
-/// or is destroyed while suspended).
-class item_scope
+/// An item that holds a counted value in its frame while it sleeps, then
+/// returns it; in flight in @p items for its whole life, however it ends.
+inline boost::asio::awaitable<counted> held_value(tracker& items, lifetime_counts& counts, int i,
+                                                  fanout::clock::duration delay)
 {
-public:
-  explicit item_scope(live_items& items) : items_(items) { items_.enter(); }
-  item_scope(const item_scope&) = delete;
-  item_scope& operator=(const item_scope&) = delete;
-  ~item_scope() { items_.leave(); }
-
-private:
-  live_items& items_;
-};
+  const in_flight scope(items);
+  counted held(counts, i);
+  co_await fanout::sleep(delay);
+  co_return std::move(held);
+}
 
 } // namespace fanout::test

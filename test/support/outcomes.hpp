@@ -69,6 +69,30 @@ boost::asio::awaitable<std::exception_ptr> exception_of(boost::asio::awaitable<T
   co_return nullptr;
 }
 
+/// An exception that can be told apart from any other.
+struct tagged_error : std::runtime_error
+{
+  explicit tagged_error(int t) : std::runtime_error("tagged " + std::to_string(t)), tag(t) {}
+  int tag;
+};
+
+/// The tag of the tagged_error (or the int) @p e holds: -1 if null, -2 if
+/// something else.
+inline int tag_of(const std::exception_ptr& e)
+{
+  if (!e)
+    return -1;
+  try {
+    std::rethrow_exception(e);
+  } catch (const tagged_error& error) {
+    return error.tag;
+  } catch (int tag) {
+    return tag;
+  } catch (...) {
+    return -2;
+  }
+}
+
 /// fanout::error::timed_out as an error code, to compare with code_of().
 inline boost::system::error_code timed_out()
 {
@@ -100,7 +124,8 @@ inline boost::asio::awaitable<int> value_after(fanout::clock::duration delay, in
   co_return value;
 }
 
-/// Sleeps @p delay, then throws std::runtime_error("boom").
+/// Sleeps @p delay, then throws std::runtime_error("boom") (tracker.hpp has the
+/// same item counted in a tracker).
 inline boost::asio::awaitable<int> throws_after(fanout::clock::duration delay)
 {
   co_await fanout::sleep(delay);
@@ -124,6 +149,11 @@ inline std::string joined(const std::vector<std::string>& words)
     out += (out.empty() ? "" : " ") + w;
   return out;
 }
+
+/// Every cancellation type an operation must honour through its slot.
+inline constexpr boost::asio::cancellation_type all_cancellation_types[] = {boost::asio::cancellation_type::terminal,
+                                                                            boost::asio::cancellation_type::partial,
+                                                                            boost::asio::cancellation_type::total};
 
 /// Emits terminal (or @p type) cancellation on @p signal after @p delay, from
 /// the executor's own thread.
