@@ -9,6 +9,7 @@
 #include "support/lifetime.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/tracker.hpp"
 
 #include <fanout/map_options.hpp>
 #include <fanout/map_stream.hpp>
@@ -66,12 +67,13 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::code_of;
 using fanout::test::counted;
-using fanout::test::item_scope;
+using fanout::test::held_value;
+using fanout::test::in_flight;
 using fanout::test::lifetime_counts;
-using fanout::test::live_items;
 using fanout::test::message_of;
 using fanout::test::seconds_since;
 using fanout::test::timed_out;
+using fanout::test::tracker;
 using fanout::test::unit;
 
 namespace {
@@ -160,10 +162,10 @@ std::string round_name(const char* test, int round)
 
 // Item 0 fails after @p fail_after; every other item sleeps @p delay, then
 // counts itself in @p slept (an item that ran its full sleep: not cancelled).
-asio::awaitable<int> sleeper_or_failure(live_items& items, std::atomic<int>& slept, int i,
+asio::awaitable<int> sleeper_or_failure(tracker& items, std::atomic<int>& slept, int i,
                                         fanout::clock::duration fail_after, fanout::clock::duration delay)
 {
-  const item_scope scope(items);
+  const in_flight scope(items);
   if (i == 0) {
     co_await fanout::sleep(fail_after);
     throw std::runtime_error("item 0 failed");
@@ -173,25 +175,17 @@ asio::awaitable<int> sleeper_or_failure(live_items& items, std::atomic<int>& sle
   co_return i;
 }
 
-asio::awaitable<int> held_int(live_items& items, fanout::clock::duration delay, int value)
+asio::awaitable<int> held_int(tracker& items, fanout::clock::duration delay, int value)
 {
-  const item_scope scope(items);
+  const in_flight scope(items);
   co_await fanout::sleep(delay);
   co_return value;
 }
 
-asio::awaitable<counted> held_value(live_items& items, lifetime_counts& counts, int i, fanout::clock::duration delay)
-{
-  const item_scope scope(items);
-  counted held(counts, i);
-  co_await fanout::sleep(delay);
-  co_return std::move(held);
-}
-
 // Item 0 waits @p first, the others return without suspending.
-asio::awaitable<int> ready_item(live_items& items, int i, fanout::clock::duration first)
+asio::awaitable<int> ready_item(tracker& items, int i, fanout::clock::duration first)
 {
-  const item_scope scope(items);
+  const in_flight scope(items);
   if (i == 0)
     co_await fanout::sleep(first);
   co_return i;
@@ -210,13 +204,13 @@ enum class failure_timing { at_once, after_a_yield, after_a_zero_sleep };
 
 // Reads an ordered stream with a window of 8 whose item 0 fails (@p timing)
 // while the 3 s items after it are being spawned on other threads.
-asio::awaitable<stream_failure> read_failing_stream(live_items& items, std::atomic<int>& slept, failure_timing timing)
+asio::awaitable<stream_failure> read_failing_stream(tracker& items, std::atomic<int>& slept, failure_timing timing)
 {
   stream_failure out;
   auto stream = fanout::async_map_stream(
       {.max_concurrency = 8},
       [&items, &slept, timing](int i) -> asio::awaitable<int> {
-        const item_scope scope(items);
+        const in_flight scope(items);
         if (i == 0) {
           if (timing == failure_timing::after_a_yield)
             co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
@@ -243,7 +237,7 @@ asio::awaitable<stream_failure> read_failing_stream(live_items& items, std::atom
 // One token-form map, its cancellation signal, and what its handler saw.
 struct cancelled_map
 {
-  live_items items;
+  tracker items;
   asio::cancellation_signal signal;
   std::atomic<int> calls{0};
   std::exception_ptr error;
@@ -327,16 +321,16 @@ void check_full_window_ends(ending how, const char* test, const boost::system::e
 
 // A task body that holds a counted value in its frame while it awaits a long
 // sleep under a long timeout.
-asio::awaitable<void> waits_under_a_timeout(live_items& items, lifetime_counts& counts)
+asio::awaitable<void> waits_under_a_timeout(tracker& items, lifetime_counts& counts)
 {
-  const item_scope scope(items);
+  const in_flight scope(items);
   const counted held(counts, 1);
   co_await fanout::with_timeout(fanout::sleep(10s), 20s);
 }
 
 // Reads an as-completed stream whose items 0 and 1 finish at once and the
 // others sleep; the function object holds @p owned.
-asio::awaitable<void> read_as_completed(live_items& items, lifetime_counts& counts, counted owned, int n)
+asio::awaitable<void> read_as_completed(tracker& items, lifetime_counts& counts, counted owned, int n)
 {
   auto stream = fanout::async_map_as_completed(
       [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
@@ -353,7 +347,7 @@ BOOST_AUTO_TEST_CASE(a_failure_among_20000_sleeping_items_on_a_pool_ends_the_map
   for (int round = 0; round < fail_fast_rounds; ++round) {
     BOOST_TEST_CONTEXT("round " << round << " of " << fail_fast_rounds)
     {
-      live_items items;
+      tracker items;
       std::atomic<int> slept{0};
       const auto start = fanout::clock::now();
       auto future = asio::co_spawn(
@@ -389,7 +383,7 @@ BOOST_AUTO_TEST_CASE(
     const auto timing = static_cast<failure_timing>(round % 3);
     BOOST_TEST_CONTEXT("round " << round << " of " << stream_rounds << ", failure timing " << round % 3)
     {
-      live_items items;
+      tracker items;
       std::atomic<int> slept{0};
       auto future = asio::co_spawn(pool, read_failing_stream(items, slept, timing), asio::use_future);
       wait_or_give_up(future, round_name("ordered stream with a window of 8", round));
@@ -470,7 +464,7 @@ BOOST_AUTO_TEST_CASE(three_thousand_timeouts_racing_their_operations_on_a_pool_e
       for (int i = 0; i < n; ++i) // braced: the operation is drawn before the limit
         cases.push_back(
             {i, std::chrono::microseconds(operation_us(random)), std::chrono::microseconds(limit_us(random))});
-      live_items items;
+      tracker items;
       auto future = fanout::async_map_settled(
           pool.get_executor(),
           [&items](const timeout_case& c) {
@@ -519,7 +513,7 @@ BOOST_AUTO_TEST_CASE(breaking_out_of_a_sync_map_with_a_window_of_1_after_the_fir
   for (int round = 0; round < sync_rounds; ++round) {
     BOOST_TEST_CONTEXT("round " << round)
     {
-      live_items items;
+      tracker items;
       const auto seen = within_limit(round_name("sync_map destructor after a break (window 1)", round), [&items] {
         std::vector<int> values;
         {
@@ -546,7 +540,7 @@ BOOST_AUTO_TEST_CASE(
   for (int round = 0; round < sync_rounds; ++round) {
     BOOST_TEST_CONTEXT("round " << round)
     {
-      live_items items;
+      tracker items;
       asio::io_context ctx{1};
       // The context's other, long-lived work (a server's, say): it keeps the
       // context from running out of work while the destructor waits.
@@ -583,7 +577,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_io_context_while_a_task_awaits_with_timeout_
     for (const bool keep_handle : {false, true}) {
       BOOST_TEST_CONTEXT("concurrency hint " << hint << ", handle " << (keep_handle ? "kept" : "dropped"))
       {
-        live_items items;
+        tracker items;
         lifetime_counts counts;
         fanout::task<void> kept; // outlives the context: it only watches
         {
@@ -612,7 +606,7 @@ BOOST_AUTO_TEST_CASE(
     for (const bool stream : {true, false}) {
       BOOST_TEST_CONTEXT("concurrency hint " << hint << ", " << (stream ? "as-completed stream" : "item_timeout map"))
       {
-        live_items items;
+        tracker items;
         lifetime_counts item_counts;     // held by the items' frames and by the results
         lifetime_counts function_counts; // held by the mapped function objects
         int calls = 0;
