@@ -2,8 +2,12 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
+
+#include "fanout/detail/completion.hpp"
+#include "fanout/detail/errors.hpp"
 
 #include <limits>
 #include <mutex>
@@ -53,14 +57,23 @@ bool map_window::finish_locked() noexcept
   return true;
 }
 
-bool map_window::end_spawning_locked() noexcept
+void map_window::begin_spawning()
 {
+  std::lock_guard lock(mutex_);
+  ++spawning_;
+}
+
+bool map_window::end_spawning(bool exhausted)
+{
+  std::lock_guard lock(mutex_);
+  exhausted_ = exhausted_ || exhausted;
   --spawning_;
   return finish_locked();
 }
 
-bool map_window::leave_locked() noexcept
+bool map_window::leave()
 {
+  std::lock_guard lock(mutex_);
   --workers_;
   return finish_locked();
 }
@@ -126,5 +139,62 @@ void map_window::worker_exited(place* p, const std::exception_ptr& e)
   if (!reusable && !p->cancel.emitting)
     p->cancel.signal.slot().clear();
 }
+
+void map_window::stop_collect(std::exception_ptr e, const std::shared_ptr<handler_parker>& owner)
+{
+  if (stop(std::move(e), owner))
+    finish_collect();
+}
+
+void map_window::arm_collect_deadline(clock::time_point deadline, const std::shared_ptr<handler_parker>& owner)
+{
+  arm_deadline(deadline, [this, owner](boost::system::error_code ec) {
+    if (!ec)
+      stop_collect(timed_out_error(), owner);
+  });
+}
+
+void map_window::wait(boost::asio::any_completion_handler<void()> handler, const std::shared_ptr<handler_parker>& owner)
+{
+  std::unique_lock lock(mutex_);
+  if (finished_) {
+    lock.unlock();
+    post_completion(std::move(handler), executor_);
+    return;
+  }
+  // Cancelled on the map's executor: the emitter may be on any thread.
+  waiter_.park(std::move(handler), owner, executor_,
+               [this, weak = std::weak_ptr<handler_parker>(owner)](boost::asio::cancellation_type_t) {
+                 if (auto alive = weak.lock())
+                   boost::asio::dispatch(executor_,
+                                         [this, alive] { stop_collect(aborted_error("fanout::async_map"), alive); });
+               });
+}
+
+boost::asio::awaitable<void> map_window::await_finished(std::shared_ptr<handler_parker> owner)
+{
+  // Awaited as a deferred operation: no coroutine frame for the wait itself.
+  co_await boost::asio::async_initiate<const boost::asio::deferred_t&, void()>(
+      [this, &owner](auto handler) { wait(boost::asio::any_completion_handler<void()>(std::move(handler)), owner); },
+      boost::asio::deferred);
+}
+
+void map_window::finish_collect()
+{
+  cancel_deadline();
+  parked_waiters<void()> waiter;
+  {
+    std::lock_guard lock(mutex_);
+    waiter = waiter_.take();
+  }
+  waiter.complete_all(executor_);
+}
+
+void map_window::drop_waiter() noexcept
+{
+  parked_waiters<void()> waiter;
+  std::lock_guard lock(mutex_);
+  waiter = waiter_.take();
+} // unlocked before the handler is destroyed
 
 } // namespace fanout::detail

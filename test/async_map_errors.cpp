@@ -292,15 +292,17 @@ FANOUT_CO_TEST_CASE(cancelling_the_awaiting_coroutine_of_offloaded_calls_waits_f
 {
   auto ex = co_await asio::this_coro::executor;
   std::atomic<int> ran{0};
+  std::atomic<int> started{0};
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
   const auto start = fanout::clock::now();
-  emit_after(canceller, signal, unit);
+  fanout::test::emit_when(canceller, signal, [&] { return started.load() == 3; }); // all three are running
   auto [e, results] =
       co_await asio::co_spawn(ex,
                               fanout::async_map(
                                   {.blocking = fanout::blocking_policy::offload},
-                                  [&ran](int i) {
+                                  [&ran, &started](int i) {
+                                    ++started;
                                     std::this_thread::sleep_for(2 * unit);
                                     ++ran;
                                     return i;

@@ -163,7 +163,7 @@ FANOUT_CO_TEST_CASE(cancellation_while_items_wait_for_the_window_never_starts_th
     std::atomic<int> started{0};
     asio::cancellation_signal signal;
     asio::steady_timer canceller(ex);
-    emit_after(canceller, signal, 10ms);
+    fanout::test::emit_when(canceller, signal, [&] { return started.load() == 1; }); // item 0 runs
     auto [e, r] =
         co_await asio::co_spawn(ex,
                                 fanout::async_map(

@@ -59,11 +59,10 @@ boost::asio::awaitable<typename Engine::result_type> map_coroutine(map_settings 
   auto engine =
       std::make_shared<Engine>(settings, co_await boost::asio::this_coro::executor, std::move(f), std::move(input));
   engine->start();
-  // Awaited as a deferred operation: no coroutine frame for the wait. A map
-  // that finished inside start() (plain calls made inline) has nothing to
-  // wait for.
+  // A map that finished inside start() (plain calls made inline) has nothing
+  // to wait for.
   if (!engine->finished())
-    co_await engine->async_wait(boost::asio::deferred);
+    co_await engine->await_finished();
   co_return engine->take_result();
 }
 

@@ -61,9 +61,6 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
   // The executor the task was spawned on; also the executor that completes
   // waiters whose handlers have none of their own.
   const boost::asio::any_io_executor executor;
-  // Where the coroutine runs: `executor` itself when it runs one thing at a
-  // time, else a strand of it.
-  const boost::asio::any_io_executor run_executor;
 
   // The coroutine's cancellation. Touched only on run_executor, so emitting
   // never races with the coroutine and needs no lock.
@@ -72,6 +69,10 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
   // Guards every member below (and the derived state's). Never held while a
   // waiter runs or a cancellation is emitted.
   std::mutex mutex;
+  // Where the coroutine runs (`executor` itself when it runs one thing at a
+  // time, else a strand of it), until it has finished or its context shut
+  // down: a handle may outlive the context, a strand must not.
+  std::optional<boost::asio::any_io_executor> run_executor;
   // Set once, when the coroutine has finished and its outcome is stored.
   bool done = false;
   // The value has been handed to a waiter (it is moved out, once).
@@ -83,7 +84,14 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
   // already), if the coroutine has not finished; at most once.
   void request_cancel()
   {
-    boost::asio::dispatch(run_executor, [self = shared_from_this()] {
+    std::optional<boost::asio::any_io_executor> run_on;
+    {
+      std::lock_guard lock(mutex);
+      if (done || !run_executor)
+        return;
+      run_on = run_executor;
+    }
+    boost::asio::dispatch(*run_on, [self = shared_from_this()] {
       if (!self->cancel.requested)
         self->cancel.request();
     });
@@ -148,25 +156,31 @@ struct task_state : task_state_base
   {
     parked_waiters<signature> ready;
     std::vector<outcome_type> outcomes;
+    std::optional<boost::asio::any_io_executor> run_on;
     {
       std::lock_guard lock(mutex);
       error = std::move(e);
       done = true;
-      ready = waiters.take(this);
+      run_on.swap(run_executor);
+      ready = waiters.take();
       ready.for_each([&](auto&&) { outcomes.push_back(take_outcome_locked()); });
     }
+    parked_handlers_of(executor).unpark(this);
     std::size_t i = 0;
     ready.for_each([&](auto&& h) { deliver(std::move(h), std::move(outcomes[i++])); });
   }
 
   // The executor's context is shutting down: destroy the parked waiters
-  // without invoking them (they own coroutines that own this state).
+  // without invoking them (they own coroutines that own this state), and let
+  // go of the strand.
   void drop_parked_handlers() noexcept override
   {
     parked_waiters<signature> dropped;
+    std::optional<boost::asio::any_io_executor> run_on;
     std::lock_guard lock(mutex);
-    dropped = waiters.take(this);
-  } // unlocked before the handlers are destroyed
+    dropped = waiters.take();
+    run_on.swap(run_executor);
+  } // unlocked before the handlers and the strand are destroyed
 };
 
 template <typename T, typename Executor>
@@ -209,6 +223,9 @@ task<T> start_task(const Executor& executor, const RunExecutor& run_on,
                    boost::asio::awaitable<T, AwaitableExecutor> body, OnFinish on_finish)
 {
   auto state = std::make_shared<task_state<T>>(executor, run_on);
+  // Registered until it finishes: a context that shuts down first makes it
+  // let go of its strand (drop_parked_handlers).
+  parked_handlers_of(state->executor).park(state);
   auto& signal = state->cancel.signal;
   auto body_coro = task_body<T, AwaitableExecutor>(state, std::move(body));
   boost::asio::co_spawn(run_on, std::move(body_coro),

@@ -100,7 +100,7 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
       if (--running == 0 && !joins.empty()) {
         closed = true;
         outcome = error;
-        ready = joins.take(this);
+        ready = joins.take();
       }
     }
     cancel_all(to_cancel);
@@ -113,7 +113,7 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
   {
     parked_waiters<void(std::exception_ptr)> dropped;
     std::lock_guard lock(mutex);
-    dropped = joins.take(this);
+    dropped = joins.take();
   } // unlocked before the handlers are destroyed
 };
 

@@ -168,4 +168,21 @@ inline void emit_after(boost::asio::steady_timer& timer, boost::asio::cancellati
   });
 }
 
+/// Emits terminal cancellation on @p signal, from the executor's own thread,
+/// as soon as @p ready() holds (checked every millisecond): for cases that
+/// must cancel once work has started, whatever the machine's speed.
+template <typename Ready>
+void emit_when(boost::asio::steady_timer& timer, boost::asio::cancellation_signal& signal, Ready ready)
+{
+  timer.expires_after(std::chrono::milliseconds(1));
+  timer.async_wait([&timer, &signal, ready](boost::system::error_code ec) mutable {
+    if (ec)
+      return;
+    if (ready())
+      signal.emit(boost::asio::cancellation_type::terminal);
+    else
+      emit_when(timer, signal, std::move(ready));
+  });
+}
+
 } // namespace fanout::test

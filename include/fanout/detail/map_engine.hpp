@@ -7,8 +7,11 @@
 
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
+#include "fanout/detail/map_consumer.hpp"
+#include "fanout/detail/map_inline.hpp"
 #include "fanout/detail/map_input.hpp"
 #include "fanout/detail/map_item.hpp"
+#include "fanout/detail/map_settings.hpp"
 #include "fanout/detail/map_sink.hpp"
 #include "fanout/detail/map_window.hpp"
 #include "fanout/detail/parked_waiters.hpp"
@@ -33,21 +36,6 @@
 
 namespace fanout::detail {
 
-/// How a map hands out its results.
-enum class map_delivery {
-  collect,      // all at the end, in input order (async_map, async_map_settled)
-  ordered,      // one at a time, in input order, while later items run (async_map_stream)
-  as_completed, // one at a time, as items finish, with their index (async_map_as_completed)
-};
-
-/// What a map is asked to do, from map_options.
-struct map_settings
-{
-  std::size_t max_concurrency = 0; // 0: no limit
-  item_settings item;
-  std::optional<clock::time_point> deadline;
-};
-
 /// @tparam Stored what one item leaves behind: its value (fail-fast; void
 ///         for void items), or its outcome (settled: constructible from the
 ///         value and from an exception_ptr).
@@ -68,7 +56,7 @@ public:
   using sink_type = std::conditional_t<as_completed, completion_queue<storable_type>, ordered_cells<storable_type>>;
   using result_type = std::conditional_t<std::is_void_v<Stored>, void, std::vector<storable_type>>;
   using element_type = std::conditional_t<as_completed, std::pair<std::size_t, storable_type>, storable_type>;
-  using next_signature = void(std::exception_ptr, std::optional<element_type>);
+  using next_signature = typename map_consumer<element_type, sink_type>::signature;
 
   map_engine(const map_settings& settings, boost::asio::any_io_executor executor, F f, Input input)
       : settings_(settings), inline_calls_(plain_calls && !settings.item.offload),
@@ -112,17 +100,6 @@ public:
   /// cancelled or went away). Does nothing once the map has finished.
   void cancel() { stop(aborted_error("fanout::async_map")); }
 
-  /// Collect maps: completes (signature void()) once every item has finished.
-  template <typename Token>
-  auto async_wait(Token&& token)
-  {
-    return boost::asio::async_initiate<Token, void()>(
-        [](auto handler, std::shared_ptr<map_engine> self) {
-          self->wait_with(boost::asio::any_completion_handler<void()>(std::move(handler)));
-        },
-        token, this->shared_from_this());
-  }
-
   /// Collect maps, once finished: the results in input order, or the first
   /// failure rethrown.
   result_type take_result()
@@ -151,25 +128,21 @@ public:
   /// them (they own the awaiting coroutines, which own this engine).
   void drop_parked_handlers() noexcept override
   {
-    parked_waiters<void()> waiter;
-    parked_waiters<next_signature> consumer;
-    std::lock_guard lock(window_.mutex());
-    waiter = waiter_.take(this);
-    consumer = consumer_.take(this);
+    if constexpr (streaming) {
+      parked_waiters<next_signature> waiter;
+      std::lock_guard lock(window_.mutex());
+      waiter = waiter_.take();
+    } else {
+      window_.drop_waiter();
+    }
   } // the lock is released before the handlers are destroyed
 
   /// Collect maps: parks @p handler (signature void()) until the map has
   /// finished, or posts it if it has.
-  void wait_with(boost::asio::any_completion_handler<void()> handler)
-  {
-    std::unique_lock lock(window_.mutex());
-    if (window_.finished_locked()) {
-      lock.unlock();
-      post_completion(std::move(handler), window_.executor());
-      return;
-    }
-    waiter_.park(std::move(handler), this->shared_from_this(), window_.executor(), on_cancel());
-  }
+  void wait_with(boost::asio::any_completion_handler<void()> handler) { window_.wait(std::move(handler), owner()); }
+
+  /// Collect maps: waits until the map has finished (compiled once).
+  boost::asio::awaitable<void> await_finished() { return window_.await_finished(owner()); }
 
 private:
   using place = map_window::place;
@@ -185,6 +158,7 @@ private:
   };
 
   std::shared_ptr<void> keep() { return this->shared_from_this(); }
+  std::shared_ptr<handler_parker> owner() { return this->shared_from_this(); }
 
   // Records the failure and cancels; completes the map if nothing runs.
   void stop(std::exception_ptr e)
@@ -199,10 +173,14 @@ private:
       stop(timed_out_error()); // already past: nothing starts
       return false;
     }
-    window_.arm_deadline(*settings_.deadline, [self = this->shared_from_this()](boost::system::error_code ec) {
-      if (!ec)
-        self->stop(timed_out_error());
-    });
+    if constexpr (streaming) {
+      window_.arm_deadline(*settings_.deadline, [self = this->shared_from_this()](boost::system::error_code ec) {
+        if (!ec)
+          self->stop(timed_out_error());
+      });
+    } else {
+      window_.arm_collect_deadline(*settings_.deadline, owner());
+    }
     return true;
   }
 
@@ -229,10 +207,7 @@ private:
   void spawn_workers()
   {
     std::exception_ptr failure;
-    {
-      std::lock_guard lock(window_.mutex());
-      window_.begin_spawning_locked();
-    }
+    window_.begin_spawning();
     for (;;) {
       std::optional<item> first;
       place* p = nullptr;
@@ -252,12 +227,7 @@ private:
     }
     if (failure)
       stop(std::move(failure)); // spawning still counts: the map finishes below
-    bool finished = false;
-    {
-      std::lock_guard lock(window_.mutex());
-      finished = window_.end_spawning_locked();
-    }
-    if (finished)
+    if (window_.end_spawning())
       finish();
   }
 
@@ -292,12 +262,7 @@ private:
         next.emplace(std::move(*pulled));
     }
     p->cancel.end();
-    bool finished = false;
-    {
-      std::lock_guard lock(self->window_.mutex());
-      finished = self->window_.leave_locked();
-    }
-    if (finished)
+    if (self->window_.leave())
       self->finish();
     // An emit made while this body ran (from its own strand) left the
     // coroutine cancelled: co_spawn's own last await must not throw it.
@@ -345,96 +310,44 @@ private:
     return next;
   }
 
-  // Plain calls made inline, collected: no worker at all. The calls run right
-  // here, one after another, on the awaiting coroutine's executor, as one
-  // worker would, without a frame, a lock or a cell per item.
+  // Plain calls made inline, collected: no worker at all, on the awaiting
+  // coroutine's executor.
   void run_inline()
   {
     std::conditional_t<std::is_void_v<Stored>, no_value, std::vector<storable_type>> out;
     if constexpr (!std::is_void_v<Stored> && Input::sized)
       out.reserve(input_.size());
+    window_.begin_spawning();
     std::exception_ptr failure;
-    bool exhausted = false;
-    {
-      std::lock_guard lock(window_.mutex());
-      window_.begin_spawning_locked();
-    }
-    try {
-      exhausted = input_.drain([&](args_type& args) {
-        if (window_.stopping())
-          return false;
-        try {
-          if constexpr (std::is_void_v<Stored>)
-            std::apply(function_, args);
-          else if constexpr (std::is_void_v<value_type>) {
-            std::apply(function_, args);
-            out.emplace_back();
-          } else
-            out.emplace_back(std::apply(function_, args));
-        } catch (...) {
-          if constexpr (!Settled) {
-            failure = std::current_exception();
-            return false;
-          } else {
-            out.emplace_back(std::current_exception());
-          }
-        }
-        return true;
-      });
-    } catch (...) {
-      failure = std::current_exception(); // pulling the input threw
-    }
+    const bool exhausted =
+        run_inline_calls<Stored, Settled>(function_, input_, out, failure, [this] { return window_.stopping(); });
     if constexpr (!std::is_void_v<Stored>)
       inline_results_.emplace(std::move(out));
     if (failure)
       stop(std::move(failure));
-    bool finished = false;
-    {
-      std::lock_guard lock(window_.mutex());
-      if (exhausted)
-        window_.set_exhausted_locked();
-      finished = window_.end_spawning_locked();
-    }
-    if (finished)
+    if (window_.end_spawning(exhausted))
       finish();
   }
 
   // All work is over (once): hand the outcome to whoever waits.
   void finish()
   {
-    window_.cancel_deadline();
     if constexpr (streaming) {
+      window_.cancel_deadline();
       notify();
     } else {
-      parked_waiters<void()> waiter;
-      {
-        std::lock_guard lock(window_.mutex());
-        waiter = waiter_.take(this);
-      }
-      waiter.complete_all(window_.executor());
+      window_.finish_collect();
     }
   }
 
-  // What a parked handler's cancellation does: cancel the map, on its
-  // executor (the emitter may be on any thread).
+  // Streams: what a parked next()'s cancellation does: cancel the map, on
+  // its executor (the emitter may be on any thread).
   auto on_cancel()
   {
     return [weak = this->weak_from_this()](boost::asio::cancellation_type_t) {
       if (auto self = weak.lock())
         boost::asio::dispatch(self->window_.executor(), [self] { self->cancel(); });
     };
-  }
-
-  // Streams: the next element, if one is ready and no failure is pending
-  // (fail-fast: results not yet read are dropped). Mutex held.
-  std::optional<element_type> take_element_locked()
-  {
-    if (window_.error_locked())
-      return std::nullopt;
-    auto element = sink_.pop_ready();
-    if (element)
-      window_.release_locked(); // its room in the window is free
-    return element;
   }
 
   template <typename Handler>
@@ -450,46 +363,14 @@ private:
       window_.set_executor(boost::asio::any_io_executor(boost::asio::get_associated_executor(handler)));
       start();
     }
-    std::unique_lock lock(window_.mutex());
-    if (auto element = take_element_locked()) {
-      const bool room = window_.can_start_locked();
-      lock.unlock();
-      post_completion(std::forward<Handler>(handler), window_.executor(), std::exception_ptr(), std::move(element));
-      // Room in the window again: spawn from the executor, not inside this initiation.
-      if (room)
-        boost::asio::post(window_.executor(), [self = this->shared_from_this()] { self->spawn_workers(); });
-      return;
-    }
-    if (window_.finished_locked()) {
-      auto e = window_.error_locked();
-      lock.unlock();
-      post_completion(std::forward<Handler>(handler), window_.executor(), e, std::optional<element_type>());
-      return;
-    }
-    consumer_.park(std::forward<Handler>(handler), this->shared_from_this(), window_.executor(), on_cancel());
+    // Room in the window again: spawn from the executor, not inside this initiation.
+    if (waiter_.next(std::forward<Handler>(handler), window_, sink_, this->shared_from_this(), on_cancel()))
+      boost::asio::post(window_.executor(), [self = this->shared_from_this()] { self->spawn_workers(); });
   }
 
-  // Streams: hands a parked consumer its element, or the end.
   void notify()
   {
-    parked_waiters<next_signature> consumer;
-    std::optional<element_type> element;
-    std::exception_ptr e;
-    bool room = false;
-    {
-      std::lock_guard lock(window_.mutex());
-      if (consumer_.empty())
-        return;
-      element = take_element_locked();
-      if (!element && !window_.finished_locked())
-        return;
-      if (!element)
-        e = window_.error_locked();
-      room = element && window_.can_start_locked();
-      consumer = consumer_.take(this);
-    }
-    consumer.for_each([&](auto&& h) { post_completion(std::move(h), window_.executor(), e, std::move(element)); });
-    if (room)
+    if (waiter_.notify(window_, sink_))
       spawn_workers();
   }
 
@@ -504,9 +385,9 @@ private:
   std::size_t pulled_ = 0; // items taken from the input
   bool started_ = false;   // streams: the first next() started the map
   std::optional<std::conditional_t<std::is_void_v<Stored>, no_value, std::vector<storable_type>>>
-      inline_results_;                      // run_inline's results, in order
-  parked_waiters<void()> waiter_;           // collect: the awaiting coroutine
-  parked_waiters<next_signature> consumer_; // streams: a parked next()
+      inline_results_; // run_inline's results, in order
+  // Streams: the consumer (a collect map's waiter is the window's).
+  std::conditional_t<streaming, map_consumer<element_type, sink_type>, no_value> waiter_;
 };
 
 } // namespace fanout::detail

@@ -7,8 +7,10 @@
 #include "fanout/detail/clock.hpp"
 #include "fanout/detail/executor_traits.hpp"
 #include "fanout/detail/lazy_deque.hpp"
+#include "fanout/detail/parked_waiters.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -66,16 +68,18 @@ public:
   void set_exhausted_locked() noexcept { exhausted_ = true; }
   /// A place for one more worker; the worker counts as running from now on.
   place* take_place_locked();
-  /// A spawning loop begins: the map cannot finish before the matching end.
-  void begin_spawning_locked() noexcept { ++spawning_; }
-  /// ... and ends. True if this made the map finish (the caller completes it).
-  [[nodiscard]] bool end_spawning_locked() noexcept;
-  /// A worker's body has ended. True if this made the map finish.
-  [[nodiscard]] bool leave_locked() noexcept;
   [[nodiscard]] bool finished_locked() const noexcept { return finished_; }
   [[nodiscard]] const std::exception_ptr& error_locked() const noexcept { return error_; }
 
   // --- Without the mutex. ---
+
+  /// A spawning loop begins: the map cannot finish before the matching end.
+  void begin_spawning();
+  /// ... and ends, having found the input @p exhausted or not. True if this
+  /// made the map finish (the caller completes it).
+  [[nodiscard]] bool end_spawning(bool exhausted = false);
+  /// A worker's body has ended. True if this made the map finish.
+  [[nodiscard]] bool leave();
 
   /// No more items start (read by a worker on its strand, where a stop's
   /// emit is also seen; and by the inline loop).
@@ -107,6 +111,26 @@ public:
       deadline_->cancel();
   }
 
+  // --- Collect maps: their one waiter lives here, so that waiting, the
+  // deadline and cancellation are compiled once. @p owner is the engine:
+  // registered with the context while a waiter is parked, held weakly by the
+  // waiter's cancellation slot, and kept alive by pending operations. ---
+
+  /// Arms the deadline of a collect map: when it passes, the map stops with
+  /// timed_out (and completes if nothing runs).
+  void arm_collect_deadline(clock::time_point deadline, const std::shared_ptr<handler_parker>& owner);
+  /// Parks @p handler until the map finishes (posts it if it has); its
+  /// cancellation (any type) cancels the map.
+  void wait(boost::asio::any_completion_handler<void()> handler, const std::shared_ptr<handler_parker>& owner);
+  /// wait() as an awaitable.
+  boost::asio::awaitable<void> await_finished(std::shared_ptr<handler_parker> owner);
+  /// Stops the map with @p e; completes it if nothing runs.
+  void stop_collect(std::exception_ptr e, const std::shared_ptr<handler_parker>& owner);
+  /// All work is over: completes the waiter.
+  void finish_collect();
+  /// The context shuts down: destroys the waiter without invoking it.
+  void drop_waiter() noexcept;
+
 private:
   struct worker_done;
   bool finish_locked() noexcept;
@@ -134,6 +158,7 @@ private:
   bool stopping_ = false;           // no more items start
   bool finished_ = false;           // all work is over; the outcome is final
   std::exception_ptr error_;        // the first failure (or operation_aborted, timed_out)
+  parked_waiters<void()> waiter_;   // collect maps: the awaiting coroutine
 };
 
 } // namespace fanout::detail

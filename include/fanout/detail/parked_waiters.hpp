@@ -52,6 +52,7 @@ public:
         first_ ? more_.emplace_back(std::forward<Handler>(handler)) : first_.emplace(std::forward<Handler>(handler));
     if (!service_)
       service_ = &parked_handlers_of(executor);
+    owner_ = owner.get();
     service_->park(owner);
     auto slot = boost::asio::get_associated_cancellation_slot(parked);
     if (slot.is_connected())
@@ -62,7 +63,7 @@ public:
 
   /// Every parked handler, in parking order, handed to the caller; the owner
   /// is no longer registered (it holds no handler).
-  parked_waiters take(const handler_parker* owner)
+  parked_waiters take()
   {
     parked_waiters out;
     if (!first_)
@@ -70,7 +71,7 @@ public:
     out.first_.swap(first_);
     out.more_.swap(more_);
     if (service_)
-      service_->unpark(owner);
+      service_->unpark(owner_);
     return out;
   }
 
@@ -97,6 +98,7 @@ private:
   std::optional<handler_type> first_;
   std::vector<handler_type> more_;
   parked_handlers_service* service_ = nullptr; // where the owner is registered while it parks
+  const handler_parker* owner_ = nullptr;      // the owner, as registered
 };
 
 } // namespace fanout::detail
