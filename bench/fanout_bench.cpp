@@ -80,6 +80,7 @@ asio::awaitable<std::string> b()
 asio::io_context& get_event_loop()
 {
   static asio::io_context loop{1};
+  [[maybe_unused]] static const bool single_threaded = (fanout::declare_single_threaded(loop), true);
   return loop;
 }
 

@@ -24,6 +24,7 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <fanout/async_map.hpp>
 #include <fanout/map_options.hpp>
+#include <fanout/run.hpp>
 #include <fanout/sleep.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -127,6 +128,7 @@ window_report run_window_case(std::int64_t n, std::size_t window, F item)
   window_report r;
   r.start_rss_kib = max_rss_kib();
   asio::io_context ctx(1);
+  fanout::declare_single_threaded(ctx);
   const auto t0 = std::chrono::steady_clock::now();
   asio::co_spawn(ctx, fanout::async_map({.max_concurrency = window}, item, counting_range(n)),
                  [&](std::exception_ptr e) { r.failed = e ? 1 : 0; });
@@ -189,6 +191,7 @@ sleep_report measure_sleep(std::chrono::milliseconds duration, int samples)
 {
   std::vector<double> overshoot_ms;
   asio::io_context ctx(1);
+  fanout::declare_single_threaded(ctx);
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {

@@ -45,6 +45,7 @@
 #include <fanout/async_map.hpp>
 #include <fanout/map_options.hpp>
 #include <fanout/offload.hpp>
+#include <fanout/run.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -366,6 +367,7 @@ void measure(benchmark::State& state, Run run, std::chrono::nanoseconds waited =
   const auto n = static_cast<std::size_t>(state.range(0));
   const std::vector<int> inputs = make_inputs(n);
   asio::io_context ctx(1);
+  fanout::declare_single_threaded(ctx);
   results last;
   const heap::snapshot before = heap::now();
   for (auto _ : state) {

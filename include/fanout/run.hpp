@@ -50,6 +50,22 @@ boost::asio::awaitable<T> await_task(task<T> t)
 
 } // namespace detail
 
+/// Declares that @p ctx is run by one thread at a time (an `io_context
+/// ctx{1}` driven from one thread): maps and tasks on its executor then need
+/// no strands or locks of their own. Asio offers no public way to learn an
+/// io_context's concurrency hint, hence the declaration. fanout::run(body)'s
+/// own context and sync_map's are declared already. Running a declared
+/// context from several threads at once is undefined behaviour.
+///
+/// @code
+/// asio::io_context ctx{1};
+/// fanout::declare_single_threaded(ctx);
+/// @endcode
+inline void declare_single_threaded(boost::asio::io_context& ctx)
+{
+  detail::mark_serial(ctx);
+}
+
 /// Runs @p body on @p ctx until it completes and returns its value, or
 /// rethrows its exception (asyncio's `loop.run_until_complete`).
 ///
