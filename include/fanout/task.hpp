@@ -152,8 +152,13 @@ struct task_state : task_state_base
       post_completion(std::forward<Handler>(handler), executor, o.error, T{});
   }
 
+  // Runs in the co_spawn's completion handler, on run_executor.
   void finish(std::exception_ptr e)
   {
+    // co_spawn's cancellation handler holds the strand: free it now (not
+    // from inside that handler's own emit).
+    if (!cancel.emitting)
+      cancel.signal.slot().clear();
     parked_waiters<signature> ready;
     std::vector<outcome_type> outcomes;
     std::optional<boost::asio::any_io_executor> run_on;
@@ -177,10 +182,15 @@ struct task_state : task_state_base
   {
     parked_waiters<signature> dropped;
     std::optional<boost::asio::any_io_executor> run_on;
-    std::lock_guard lock(mutex);
-    dropped = waiters.take();
-    run_on.swap(run_executor);
-  } // unlocked before the handlers and the strand are destroyed
+    {
+      std::lock_guard lock(mutex);
+      dropped = waiters.take();
+      run_on.swap(run_executor);
+    }
+    // Nothing runs on the context any more: co_spawn's cancellation handler,
+    // which holds the strand too, can go.
+    cancel.signal.slot().clear();
+  }
 };
 
 template <typename T, typename Executor>
