@@ -24,6 +24,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace fanout {
 
@@ -32,8 +33,10 @@ namespace detail {
 template <typename... Ranges>
 using map_input_t = zip_input<range_holder<Ranges>...>;
 
+// Aliases only (no class instantiated): used in the signatures of the
+// overloads, where a wrong guess must be a substitution failure.
 template <typename F, typename... Ranges>
-using map_value_t = item_value_t<std::decay_t<F>, typename map_input_t<Ranges...>::args_type>;
+using map_value_t = item_value_t<std::decay_t<F>, std::tuple<map_arg_t<range_holder<Ranges>>...>>;
 
 // The engine of a collect map: fail-fast keeps values, settled outcomes.
 template <bool Settled, typename F, typename... Ranges>
@@ -79,7 +82,8 @@ auto make_map_coroutine(const map_options& options, F&& f, Ranges&&... ranges)
 /// What `co_await async_map(f, ranges...)` gives: `std::vector<R>` in input
 /// order, or void when f's items produce nothing.
 template <typename F, typename... Ranges>
-using map_result_t = typename detail::collect_engine_t<false, F, Ranges...>::result_type;
+using map_result_t = std::conditional_t<std::is_void_v<detail::map_value_t<F, Ranges...>>, void,
+                                        std::vector<detail::map_value_t<F, Ranges...>>>;
 
 /// What `co_await async_map_settled(f, ranges...)` gives: one
 /// `fanout::outcome<R>` per item, in input order.
