@@ -8,6 +8,7 @@
 
 #include "fanout/detail/map_completion.hpp"
 #include "fanout/detail/map_engine.hpp"
+#include "fanout/detail/signature.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -187,17 +188,6 @@ namespace detail {
 template <typename T>
 concept executor_like = boost::asio::execution::is_executor<T>::value || boost::asio::is_executor<T>::value;
 
-template <typename T>
-struct map_signature
-{
-  using type = void(std::exception_ptr, T);
-};
-template <>
-struct map_signature<void>
-{
-  using type = void(std::exception_ptr);
-};
-
 // The token form: async_map(executor, [options,] f, ranges..., token).
 template <bool Settled, typename Executor, typename... Args>
 auto initiate_map_on(const Executor& executor, Args&&... args)
@@ -220,7 +210,7 @@ auto initiate_map_on(const Executor& executor, Args&&... args)
             std::forward<std::tuple_element_t<first_range + I, std::tuple<Args...>>>(
                 std::get<first_range + I>(all)))...));
     using token_type = std::tuple_element_t<last, std::tuple<Args...>>;
-    return boost::asio::async_initiate<token_type, typename map_signature<typename engine::result_type>::type>(
+    return boost::asio::async_initiate<token_type, value_signature_t<typename engine::result_type>>(
         initiate_map{}, std::get<last>(all), std::move(e));
   }
   (std::make_index_sequence<sizeof...(Args) - first_range - 1>{});

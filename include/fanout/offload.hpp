@@ -52,13 +52,12 @@ std::size_t blocking_pool_size();
 ///
 /// @par Thread safety
 /// May be called from any thread.
-template <typename PoolExecutor, typename Function,
-          boost::asio::completion_token_for<
-              typename detail::offload_signature<std::invoke_result_t<std::decay_t<Function>&>>::type>
-              Token>
+template <
+    typename PoolExecutor, typename Function,
+    boost::asio::completion_token_for<detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>> Token>
 auto async_to_thread(const PoolExecutor& pool, Function&& function, Token&& token)
 {
-  using signature = typename detail::offload_signature<std::invoke_result_t<std::decay_t<Function>&>>::type;
+  using signature = detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>;
   return boost::asio::async_initiate<Token, signature>(detail::initiate_offload{}, token, pool,
                                                        std::forward<Function>(function));
 }

@@ -7,6 +7,7 @@
 #include "fanout/detail/errors.hpp"
 #include "fanout/detail/executor_traits.hpp"
 #include "fanout/detail/parked_waiters.hpp"
+#include "fanout/detail/signature.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -38,17 +39,6 @@
 namespace fanout {
 
 namespace detail {
-
-template <typename T>
-struct task_signature
-{
-  using type = void(std::exception_ptr, T);
-};
-template <>
-struct task_signature<void>
-{
-  using type = void(std::exception_ptr);
-};
 
 // The part of a task's state that does not depend on its value type: what a
 // task_group needs to cancel a child and to know when it has finished.
@@ -109,7 +99,7 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
 template <typename T>
 struct task_state : task_state_base
 {
-  using signature = typename task_signature<T>::type;
+  using signature = value_signature_t<T>;
 
   using task_state_base::task_state_base;
 
@@ -301,7 +291,7 @@ public:
   using value_type = T;
   /// The completion signature of `async_wait`: `void(std::exception_ptr, T)`,
   /// or `void(std::exception_ptr)` for `task<void>`.
-  using signature = typename detail::task_signature<T>::type;
+  using signature = detail::value_signature_t<T>;
 
   /// An empty handle; `valid()` is false.
   task() = default;

@@ -38,12 +38,12 @@ namespace fanout {
 /// @par Thread safety
 /// @p op runs on a strand of @p executor, with the timer.
 template <typename Executor, typename T, typename AwaitableExecutor,
-          boost::asio::completion_token_for<typename detail::deadline_signature<T>::type> Token>
+          boost::asio::completion_token_for<detail::value_signature_t<T>> Token>
 auto async_with_deadline(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> op,
                          clock::time_point deadline, Token&& token)
 {
-  return boost::asio::async_initiate<Token, typename detail::deadline_signature<T>::type>(
-      detail::initiate_with_deadline{}, token, executor, std::move(op), deadline);
+  return boost::asio::async_initiate<Token, detail::value_signature_t<T>>(detail::initiate_with_deadline{}, token,
+                                                                          executor, std::move(op), deadline);
 }
 
 /// Awaits @p op, but no later than @p deadline (Trio's `fail_at`): see

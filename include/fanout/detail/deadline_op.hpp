@@ -9,6 +9,7 @@
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
 #include "fanout/detail/handler_adapter.hpp"
+#include "fanout/detail/signature.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -30,17 +31,6 @@
 #include <utility>
 
 namespace fanout::detail {
-
-template <typename T>
-struct deadline_signature
-{
-  using type = void(std::exception_ptr, T);
-};
-template <>
-struct deadline_signature<void>
-{
-  using type = void(std::exception_ptr);
-};
 
 /// Completes a deadline operation: null, the operation's exception, or
 /// timed_out.

@@ -99,7 +99,7 @@ template <typename V, typename Call>
 boost::asio::awaitable<V> offload_call(Call call)
 {
   boost::asio::use_awaitable_t<> token;
-  return boost::asio::async_initiate<boost::asio::use_awaitable_t<>, typename offload_signature<V>::type>(
+  return boost::asio::async_initiate<boost::asio::use_awaitable_t<>, value_signature_t<V>>(
       initiate_offload{}, token, blocking_executor(), std::move(call));
 }
 

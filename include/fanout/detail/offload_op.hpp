@@ -5,6 +5,7 @@
 
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
+#include "fanout/detail/signature.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -30,17 +31,6 @@ namespace fanout {
 boost::asio::thread_pool::executor_type blocking_executor();
 
 namespace detail {
-
-template <typename R>
-struct offload_signature
-{
-  using type = void(std::exception_ptr, R);
-};
-template <>
-struct offload_signature<void>
-{
-  using type = void(std::exception_ptr);
-};
 
 // One offloaded call. The pool job and the cancellation handler race for
 // `phase`: whoever moves it out of `queued` owns the completion handler, so
