@@ -15,7 +15,8 @@
 //                io_context the way each map is (the same harness cost).
 //   sleep/...    a coroutine that first waits 5 ms on a steady_timer (items
 //                that really suspend, each for the whole map): async_map
-//                unbounded, the co_spawn loop and the parallel group. Timed
+//                unbounded, the co_spawn loop (also with a cancellation slot
+//                bound to each item, as fanout's are) and the parallel group. Timed
 //                as the overshoot: the map's wall time minus the 5 ms, per
 //                item (Google Benchmark's manual time), i.e. the cost of
 //                starting, waking and collecting N suspended coroutines.
@@ -49,6 +50,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -276,6 +279,35 @@ results run_on(asio::io_context& ctx, asio::awaitable<results> body)
 // ---------------------------------------------------------------------------
 // The baselines, written as an Asio user would without fanout.
 
+// The same loop with every item cancellable on its own, as fanout's items
+// are (fail-fast, the caller's cancellation): one cancellation signal per
+// item, bound to its co_spawn (never emitted here). What per-item
+// cancellation costs in plain Asio: the portable floor for a map.
+template <typename Item>
+asio::awaitable<results> co_spawn_loop_cancellable(const std::vector<int>& inputs, Item item)
+{
+  auto ex = co_await asio::this_coro::executor;
+  results out(inputs.size());
+  std::vector<asio::cancellation_signal> signals(inputs.size());
+  std::size_t remaining = inputs.size();
+  std::exception_ptr first_error;
+  asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    asio::co_spawn(ex, item(inputs[i]),
+                   asio::bind_cancellation_slot(signals[i].slot(), [&, i](std::exception_ptr e, int value) {
+                     if (e && !first_error)
+                       first_error = e;
+                     out[i] = value;
+                     if (--remaining == 0)
+                       all_done.cancel();
+                   }));
+  if (remaining != 0)
+    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (first_error)
+    std::rethrow_exception(first_error);
+  co_return out;
+}
+
 // co_spawn every item with a completion handler that stores its result in
 // place and wakes the awaiting coroutine (through a timer) after the last one.
 template <typename Item>
@@ -425,6 +457,8 @@ std::vector<case_t> cases()
                  [](ctx_t& ctx, in_t in) { return run_on(ctx, fanout::async_map(twice_after_sleep, in)); }});
   all.push_back({"sleep/asio/co_spawn_loop",
                  [](ctx_t& ctx, in_t in) { return run_on(ctx, co_spawn_loop(in, twice_after_sleep)); }});
+  all.push_back({"sleep/asio/co_spawn_loop_cancellable",
+                 [](ctx_t& ctx, in_t in) { return run_on(ctx, co_spawn_loop_cancellable(in, twice_after_sleep)); }});
   all.push_back({"sleep/asio/parallel_group",
                  [](ctx_t& ctx, in_t in) { return run_on(ctx, parallel_group_map(in, twice_after_sleep)); }});
 
