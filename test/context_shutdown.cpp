@@ -69,6 +69,7 @@ using namespace std::chrono_literals;
 using fanout::test::counted;
 using fanout::test::counting_input;
 using fanout::test::held_value;
+using fanout::test::in_flight;
 using fanout::test::iota_vector;
 using fanout::test::lifetime_counts;
 using fanout::test::run_until;
@@ -321,6 +322,99 @@ BOOST_AUTO_TEST_CASE(stopping_the_io_context_pauses_call_every_and_a_restart_ski
   beat.cancel();
   ctx.run();
   BOOST_TEST(beat.done());
+}
+
+namespace {
+
+// A task body that holds a counted value in its frame while it awaits a long
+// sleep under a long timeout.
+asio::awaitable<void> waits_under_a_timeout(tracker& items, lifetime_counts& counts)
+{
+  const in_flight scope(items);
+  const counted held(counts, 1);
+  co_await fanout::with_timeout(fanout::sleep(10s), 20s);
+}
+
+// Reads an as-completed stream whose items 0 and 1 finish at once and the
+// others sleep; the function object holds @p owned.
+asio::awaitable<void> read_as_completed(tracker& items, lifetime_counts& counts, counted owned, int n)
+{
+  auto stream = fanout::async_map_as_completed(
+      [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
+      fanout::test::iota(0, n));
+  while (co_await stream.next()) {
+  }
+}
+
+} // namespace
+
+// Destroying an io_context frees what waited on it.
+BOOST_AUTO_TEST_CASE(destroying_the_io_context_while_a_task_awaits_with_timeout_frees_the_task_frame,
+                     *boost::unit_test::timeout(60))
+{
+  for (const int hint : {1, 2}) { // 2: the task runs on a strand
+    for (const bool keep_handle : {false, true}) {
+      BOOST_TEST_CONTEXT("concurrency hint " << hint << ", handle " << (keep_handle ? "kept" : "dropped"))
+      {
+        tracker items;
+        lifetime_counts counts;
+        fanout::task<void> kept; // outlives the context: it only watches
+        {
+          asio::io_context ctx{hint};
+          auto t = fanout::spawn(ctx, waits_under_a_timeout(items, counts));
+          if (keep_handle)
+            kept = t;
+          BOOST_TEST(run_until(ctx, [&] { return items.started.load() == 1; }));
+          ctx.poll();
+          BOOST_TEST(counts.live() == 1);
+        } // destroyed while the task is suspended
+        BOOST_TEST(items.now.load() == 0);
+        BOOST_TEST(counts.live() == 0);
+        BOOST_TEST(!kept.done());
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(
+    destroying_the_io_context_while_an_as_completed_stream_or_a_map_with_item_timeout_is_pending_frees_all,
+    *boost::unit_test::timeout(60))
+{
+  constexpr int n = 8;
+  for (const int hint : {1, 2}) { // 2: the workers run on strands
+    for (const bool stream : {true, false}) {
+      BOOST_TEST_CONTEXT("concurrency hint " << hint << ", " << (stream ? "as-completed stream" : "item_timeout map"))
+      {
+        tracker items;
+        lifetime_counts item_counts;     // held by the items' frames and by the results
+        lifetime_counts function_counts; // held by the mapped function objects
+        int calls = 0;
+        {
+          asio::io_context ctx{hint};
+          if (stream) {
+            asio::co_spawn(ctx, read_as_completed(items, item_counts, counted(function_counts, 0), n),
+                           [&calls](std::exception_ptr) { ++calls; });
+          } else {
+            fanout::async_map(
+                ctx.get_executor(), fanout::map_options{.item_timeout = 20s},
+                [&items, &item_counts, owned = counted(function_counts, 1)](int i) {
+                  return held_value(items, item_counts, i, i < 2 ? 0ms : 10s);
+                },
+                fanout::test::iota(0, n), [&calls](std::exception_ptr, std::vector<counted>) { ++calls; });
+          }
+          BOOST_TEST(run_until(ctx, [&] { return items.started.load() == n; }));
+          ctx.poll();
+          BOOST_TEST(items.now.load() == n - 2);
+          BOOST_TEST(item_counts.live() > 0);
+          BOOST_TEST(function_counts.live() > 0);
+        } // destroyed with the items suspended
+        BOOST_TEST(calls == 0);
+        BOOST_TEST(items.now.load() == 0);
+        BOOST_TEST(item_counts.live() == 0);     // every item frame and result is gone...
+        BOOST_TEST(function_counts.live() == 0); // ...and the engine with its function object
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END() // context_shutdown_tests

@@ -6,9 +6,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/co_test.hpp"
-#include "support/lifetime.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/run_until.hpp"
 #include "support/tracker.hpp"
 
 #include <fanout/map_options.hpp>
@@ -66,15 +66,14 @@ BOOST_AUTO_TEST_SUITE(thread_pool_tests)
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using fanout::test::code_of;
-using fanout::test::counted;
-using fanout::test::held_value;
 using fanout::test::in_flight;
-using fanout::test::lifetime_counts;
 using fanout::test::message_of;
+using fanout::test::run_until;
 using fanout::test::seconds_since;
 using fanout::test::timed_out;
 using fanout::test::tracker;
 using fanout::test::unit;
+using fanout::test::wait_until;
 
 namespace {
 
@@ -133,26 +132,6 @@ std::invoke_result_t<Body&> within_limit(const std::string& what, Body body)
   }
   thread.join();
   return future.get();
-}
-
-// Waits (running nothing) until @p done() holds, at most @p limit.
-template <typename Predicate>
-bool wait_until(Predicate done, fanout::clock::duration limit = 10s)
-{
-  const auto end = fanout::clock::now() + limit;
-  while (!done() && fanout::clock::now() < end)
-    std::this_thread::sleep_for(100us);
-  return done();
-}
-
-// Runs @p ctx until @p done() holds, at most @p limit.
-template <typename Predicate>
-bool run_until(asio::io_context& ctx, Predicate done, fanout::clock::duration limit = 10s)
-{
-  const auto end = fanout::clock::now() + limit;
-  while (!done() && fanout::clock::now() < end)
-    ctx.run_one_for(10ms);
-  return done();
 }
 
 std::string round_name(const char* test, int round)
@@ -319,25 +298,6 @@ void check_full_window_ends(ending how, const char* test, const boost::system::e
   pool.join();
 }
 
-// A task body that holds a counted value in its frame while it awaits a long
-// sleep under a long timeout.
-asio::awaitable<void> waits_under_a_timeout(tracker& items, lifetime_counts& counts)
-{
-  const in_flight scope(items);
-  const counted held(counts, 1);
-  co_await fanout::with_timeout(fanout::sleep(10s), 20s);
-}
-
-// Reads an as-completed stream whose items 0 and 1 finish at once and the
-// others sleep; the function object holds @p owned.
-asio::awaitable<void> read_as_completed(tracker& items, lifetime_counts& counts, counted owned, int n)
-{
-  auto stream = fanout::async_map_as_completed(
-      [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
-      fanout::test::iota(0, n));
-  while (co_await stream.next()) {
-  }
-}
 } // namespace
 
 // Fail-fast maps and streams: a failure cancels the items being spawned too.
@@ -565,75 +525,6 @@ BOOST_AUTO_TEST_CASE(
       BOOST_TEST(items.now.load() == 0);
       background.cancel();
       within_limit(round_name("draining the io_context", round), [&ctx] { ctx.run(); });
-    }
-  }
-}
-
-// Destroying an io_context frees what waited on it.
-BOOST_AUTO_TEST_CASE(destroying_the_io_context_while_a_task_awaits_with_timeout_frees_the_task_frame,
-                     *boost::unit_test::timeout(60))
-{
-  for (const int hint : {1, 2}) { // 2: the task runs on a strand
-    for (const bool keep_handle : {false, true}) {
-      BOOST_TEST_CONTEXT("concurrency hint " << hint << ", handle " << (keep_handle ? "kept" : "dropped"))
-      {
-        tracker items;
-        lifetime_counts counts;
-        fanout::task<void> kept; // outlives the context: it only watches
-        {
-          asio::io_context ctx{hint};
-          auto t = fanout::spawn(ctx, waits_under_a_timeout(items, counts));
-          if (keep_handle)
-            kept = t;
-          BOOST_TEST(run_until(ctx, [&] { return items.started.load() == 1; }));
-          ctx.poll();
-          BOOST_TEST(counts.live() == 1);
-        } // destroyed while the task is suspended
-        BOOST_TEST(items.now.load() == 0);
-        BOOST_TEST(counts.live() == 0);
-        BOOST_TEST(!kept.done());
-      }
-    }
-  }
-}
-
-BOOST_AUTO_TEST_CASE(
-    destroying_the_io_context_while_an_as_completed_stream_or_a_map_with_item_timeout_is_pending_frees_all,
-    *boost::unit_test::timeout(60))
-{
-  constexpr int n = 8;
-  for (const int hint : {1, 2}) { // 2: the workers run on strands
-    for (const bool stream : {true, false}) {
-      BOOST_TEST_CONTEXT("concurrency hint " << hint << ", " << (stream ? "as-completed stream" : "item_timeout map"))
-      {
-        tracker items;
-        lifetime_counts item_counts;     // held by the items' frames and by the results
-        lifetime_counts function_counts; // held by the mapped function objects
-        int calls = 0;
-        {
-          asio::io_context ctx{hint};
-          if (stream) {
-            asio::co_spawn(ctx, read_as_completed(items, item_counts, counted(function_counts, 0), n),
-                           [&calls](std::exception_ptr) { ++calls; });
-          } else {
-            fanout::async_map(
-                ctx.get_executor(), fanout::map_options{.item_timeout = 20s},
-                [&items, &item_counts, owned = counted(function_counts, 1)](int i) {
-                  return held_value(items, item_counts, i, i < 2 ? 0ms : 10s);
-                },
-                fanout::test::iota(0, n), [&calls](std::exception_ptr, std::vector<counted>) { ++calls; });
-          }
-          BOOST_TEST(run_until(ctx, [&] { return items.started.load() == n; }));
-          ctx.poll();
-          BOOST_TEST(items.now.load() == n - 2);
-          BOOST_TEST(item_counts.live() > 0);
-          BOOST_TEST(function_counts.live() > 0);
-        } // destroyed with the items suspended
-        BOOST_TEST(calls == 0);
-        BOOST_TEST(items.now.load() == 0);
-        BOOST_TEST(item_counts.live() == 0);     // every item frame and result is gone...
-        BOOST_TEST(function_counts.live() == 0); // ...and the engine with its function object
-      }
     }
   }
 }
