@@ -95,11 +95,14 @@ BOOST_AUTO_TEST_CASE(an_item_whose_cancellation_handler_cancels_its_own_stream_d
     const bool ok = finishes(pool, [&]() -> asio::awaitable<void> {
       const auto ex = co_await asio::this_coro::executor;
       std::function<void()> cancel_stream;
+      std::atomic<int> waiting{0};
       auto item = [&](int i) -> asio::awaitable<int> {
         if (i == 0) {
-          co_await fanout::sleep(1ms);
+          while (waiting.load() != 39) // every other item waits first: each one's wait is cancelled
+            co_await fanout::sleep(1ms);
           throw std::runtime_error("boom");
         }
+        ++waiting; // the wait below starts before anything else runs on the item's strand
         co_await wait_for_cancellation(
             ex,
             [&] {
