@@ -69,11 +69,11 @@ BOOST_AUTO_TEST_CASE(every_cancellation_type_through_the_handlers_slot_cancels_t
       const auto xs = iota_vector(4);
       asio::cancellation_signal signal;
       asio::steady_timer canceller(ctx);
+      const auto start = fanout::clock::now(); // before the canceller is armed
       emit_after(canceller, signal, unit, type);
       int calls = 0;
       std::exception_ptr error;
       std::vector<int> results{-1};
-      const auto start = fanout::clock::now();
       fanout::async_map(
           ctx.get_executor(), [&t](int x) { return tracked_value(t, 10s, x); }, xs,
           asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, std::vector<int> r) {
@@ -101,11 +101,11 @@ BOOST_AUTO_TEST_CASE(a_cancelled_map_completes_only_once_its_items_have_finished
       const auto xs = iota_vector(3);
       asio::cancellation_signal signal;
       asio::steady_timer canceller(ctx);
+      const auto start = fanout::clock::now(); // before the canceller is armed
       emit_after(canceller, signal, unit, type);
       std::atomic<int> cleaned_up{0};
       int cleaned_up_at_completion = -1;
       std::exception_ptr error;
-      const auto start = fanout::clock::now();
       // Each item takes two units to honour the cancellation.
       fanout::async_map(
           ctx.get_executor(),
@@ -141,11 +141,11 @@ BOOST_AUTO_TEST_CASE(use_future_with_a_cancellation_slot_throws_operation_aborte
   const auto xs = iota_vector(3);
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ctx);
+  const auto start = fanout::clock::now(); // before the canceller is armed
   emit_after(canceller, signal, unit, asio::cancellation_type::partial);
   auto results = fanout::async_map(
       ctx.get_executor(), [&t](int x) { return tracked_value(t, 10s, x); }, xs,
       asio::bind_cancellation_slot(signal.slot(), asio::use_future));
-  const auto start = fanout::clock::now();
   ctx.run();
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_CHECK_EXCEPTION(results.get(), boost::system::system_error, [](const boost::system::system_error& e) {

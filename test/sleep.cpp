@@ -179,13 +179,13 @@ FANOUT_CO_TEST_CASE(sleep_is_cancelled_by_total_cancellation_when_the_coroutine_
   auto ex = co_await asio::this_coro::executor;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
+  const auto start = fanout::clock::now(); // before the canceller is armed
   emit_after(canceller, signal, unit, asio::cancellation_type::total);
 
   auto body = []() -> asio::awaitable<void> {
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     co_await fanout::sleep(10s);
   };
-  const auto start = fanout::clock::now();
   auto [e] = co_await asio::co_spawn(ex, body(),
                                      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
@@ -380,11 +380,11 @@ BOOST_AUTO_TEST_CASE(async_sleep_ends_early_with_operation_aborted_when_cancelle
     asio::io_context ctx;
     asio::cancellation_signal signal;
     asio::steady_timer canceller(ctx);
+    const auto start = fanout::clock::now(); // before the canceller is armed
     emit_after(canceller, signal, unit, type);
     int calls = 0;
     boost::system::error_code result;
     double called_after = -1.0;
-    const auto start = fanout::clock::now();
     fanout::async_sleep(ctx.get_executor(), 10s,
                         asio::bind_cancellation_slot(signal.slot(), [&](boost::system::error_code ec) {
                           ++calls;
