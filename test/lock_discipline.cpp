@@ -65,7 +65,7 @@ auto wait_for_cancellation(asio::any_io_executor ex, std::function<void()> insid
             auto h = std::move(**held);
             held->reset();
             asio::get_associated_cancellation_slot(h).clear();
-            std::move(h)(asio::error::operation_aborted);
+            std::move(h)(boost::system::error_code(asio::error::operation_aborted));
           });
         });
       },
