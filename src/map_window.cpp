@@ -28,7 +28,8 @@ map_window::~map_window() = default;
 
 map_window::place* map_window::take_place_locked()
 {
-  ++workers_;
+  if (workers_++ == 0)
+    work_.emplace(boost::asio::prefer(executor_, boost::asio::execution::outstanding_work.tracked));
   if (!free_places_.empty()) {
     place* p = free_places_.back();
     free_places_.pop_back();
@@ -73,8 +74,10 @@ bool map_window::end_spawning(bool exhausted)
 
 bool map_window::leave()
 {
+  std::optional<boost::asio::any_io_executor> work; // released after unlocking
   std::lock_guard lock(mutex_);
-  --workers_;
+  if (--workers_ == 0)
+    work.swap(work_);
   return finish_locked();
 }
 
@@ -121,6 +124,39 @@ void map_window::spawn(place* p, boost::asio::awaitable<void> worker, std::share
       *p->strand, std::move(worker),
       boost::asio::bind_cancellation_slot(p->cancel.signal.slot(), worker_done{std::move(keep), this, p}));
 }
+
+#if FANOUT_DIRECT_WORKERS_AVAILABLE
+void map_window::launch(place* p, direct_worker worker)
+{
+  // The thread's cancellation state is connected to the place's slot here,
+  // off the strand: safe for the reason given in spawn().
+  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
+      std::move(worker), *p->strand, p->cancel.signal.slot(), boost::asio::cancellation_state(p->cancel.signal.slot()));
+  // Started on the strand, inline when already there (as co_spawn does).
+  boost::asio::dispatch(*p->strand, [thread = std::move(thread)]() mutable { thread.launch(); });
+}
+
+bool map_window::leave(place* p)
+{
+  bool reusable = false;
+  bool finished = false;
+  std::optional<boost::asio::any_io_executor> work; // released after unlocking
+  {
+    std::lock_guard lock(mutex_);
+    if (--workers_ == 0)
+      work.swap(work_);
+    finished = finish_locked();
+    reusable = !exhausted_ && !stopping_;
+    if (reusable)
+      free_places_.push_back(p);
+  }
+  // The body's frame still holds the slot's cancellation state, but makes no
+  // further use of it.
+  if (!reusable && !p->cancel.emitting)
+    p->cancel.signal.slot().clear();
+  return finished;
+}
+#endif
 
 void map_window::worker_exited(place* p, const std::exception_ptr& e)
 {

@@ -81,8 +81,12 @@ public:
         return;
       }
     }
-    if constexpr (!streaming && Input::sized && !std::is_void_v<Stored>)
-      sink_.reserve(input_.size());
+    if constexpr (Input::sized) {
+      std::lock_guard lock(window_.mutex());
+      window_.expect_items_locked(input_.size());
+      if constexpr (!streaming && !std::is_void_v<Stored>)
+        sink_.reserve(input_.size());
+    }
     spawn_workers();
   }
 
@@ -223,7 +227,11 @@ private:
           break;
         p = window_.take_place_locked();
       }
-      window_.spawn(p, worker(this, p, std::move(*first)), keep());
+#if FANOUT_DIRECT_WORKERS
+      window_.launch(p, worker(this, p, std::move(*first), keep()));
+#else
+      window_.spawn(p, worker(this, p, std::move(*first), nullptr), keep());
+#endif
     }
     if (failure)
       stop(std::move(failure)); // spawning still counts: the map finishes below
@@ -232,9 +240,9 @@ private:
   }
 
   // Runs its first item, then pulls the next while items may start. On its
-  // place's strand. The worker's co_spawn handler keeps the engine alive, so
-  // @p self is a plain pointer.
-  static boost::asio::awaitable<void> worker(map_engine* self, place* p, item first)
+  // place's strand. Started directly, it holds @p keep (the engine) itself;
+  // through co_spawn, its completion handler does, and @p keep is null.
+  static worker_coroutine worker(map_engine* self, place* p, item first, std::shared_ptr<void> keep)
   {
     std::optional<item> next(std::move(first));
     const bool started = p->cancel.begin();
@@ -262,11 +270,19 @@ private:
         next.emplace(std::move(*pulled));
     }
     p->cancel.end();
+#if FANOUT_DIRECT_WORKERS
+    // The body's last step: nothing after it may throw or suspend.
+    if (self->window_.leave(p))
+      self->finish();
+    keep.reset();
+#else
+    (void)keep;
     if (self->window_.leave())
       self->finish();
     // An emit made while this body ran (from its own strand) left the
     // coroutine cancelled: co_spawn's own last await must not throw it.
     co_await boost::asio::this_coro::throw_if_cancelled(false);
+#endif
   }
 
   template <typename... V>

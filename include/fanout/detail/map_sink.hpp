@@ -27,7 +27,11 @@ public:
   /// Allocates the collected vector now, for @p n items, while the heap is
   /// tidy: one large allocation at the end of a map, just after its items
   /// freed their frames, costs the allocator a sweep over those blocks.
-  void reserve(std::size_t n) { out_.reserve(n); }
+  void reserve(std::size_t n)
+  {
+    cells_.reserve(n);
+    out_.reserve(n);
+  }
 
   /// The front item's result, if it has one (ordered streams).
   std::optional<S> pop_ready()

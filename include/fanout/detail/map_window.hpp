@@ -9,12 +9,14 @@
 #include "fanout/detail/lazy_deque.hpp"
 #include "fanout/detail/parked_waiters.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
+#include "fanout/detail/worker_coroutine.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <exception>
@@ -68,6 +70,8 @@ public:
   void set_exhausted_locked() noexcept { exhausted_ = true; }
   /// A place for one more worker; the worker counts as running from now on.
   place* take_place_locked();
+  /// About @p n items are expected (a sized input): room for their places.
+  void expect_items_locked(std::size_t n) noexcept { places_.reserve(std::min(n, limit_)); }
   [[nodiscard]] bool finished_locked() const noexcept { return finished_; }
   [[nodiscard]] const std::exception_ptr& error_locked() const noexcept { return error_; }
 
@@ -91,9 +95,21 @@ public:
   /// True if this made the map finish (the caller completes it).
   [[nodiscard]] bool stop(std::exception_ptr e, const std::shared_ptr<void>& keep);
 
-  /// Runs @p worker on @p p's strand, its cancellation bound to the place.
-  /// @p keep keeps the map alive until the worker's coroutine has completed.
+  /// Runs @p worker on @p p's strand through co_spawn, its cancellation
+  /// bound to the place. @p keep keeps the map alive until the worker's
+  /// coroutine has completed. The worker ends with leave().
   void spawn(place* p, boost::asio::awaitable<void> worker, std::shared_ptr<void> keep);
+
+#if FANOUT_DIRECT_WORKERS_AVAILABLE
+  /// Runs @p worker on @p p's strand as its own coroutine thread, whose
+  /// cancellation slot is the place's; while any such worker runs, the map's
+  /// executor has outstanding work. The worker keeps the map alive itself and
+  /// ends with leave(p).
+  void launch(place* p, direct_worker worker);
+  /// A launched worker's body has ended: @p p may take a later worker. True
+  /// if this made the map finish.
+  [[nodiscard]] bool leave(place* p);
+#endif
 
   /// Arms the overall deadline: @p handler(error_code) runs when it passes
   /// (or with operation_aborted once the map finished first).
@@ -153,12 +169,14 @@ private:
   std::vector<place*> free_places_; // their worker's co_spawn has completed
   std::size_t occupied_ = 0;        // items pulled and not yet released
   std::size_t workers_ = 0;         // worker bodies started and not yet ended
-  std::size_t spawning_ = 0;        // spawning loops in progress
-  bool exhausted_ = false;          // the input has no more items
-  bool stopping_ = false;           // no more items start
-  bool finished_ = false;           // all work is over; the outcome is final
-  std::exception_ptr error_;        // the first failure (or operation_aborted, timed_out)
-  parked_waiters<void()> waiter_;   // collect maps: the awaiting coroutine
+  // While launched workers run (workers_ != 0): outstanding work on executor_.
+  std::optional<boost::asio::any_io_executor> work_;
+  std::size_t spawning_ = 0;      // spawning loops in progress
+  bool exhausted_ = false;        // the input has no more items
+  bool stopping_ = false;         // no more items start
+  bool finished_ = false;         // all work is over; the outcome is final
+  std::exception_ptr error_;      // the first failure (or operation_aborted, timed_out)
+  parked_waiters<void()> waiter_; // collect maps: the awaiting coroutine
 };
 
 } // namespace fanout::detail
