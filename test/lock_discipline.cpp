@@ -15,10 +15,13 @@
 #include <fanout/task.hpp>
 #include <fanout/task_group.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -50,7 +53,7 @@ constexpr auto hang_limit = 60s;
 
 // An operation that ends only when cancelled. Its cancellation handler runs
 // @p inside_emit first (user code inside the emit), then completes the wait
-// with operation_aborted through @p ex.
+// with operation_aborted, posted through @p ex and run on the handler's executor.
 template <typename Token>
 auto wait_for_cancellation(asio::any_io_executor ex, std::function<void()> inside_emit, Token&& token)
 {
@@ -61,11 +64,15 @@ auto wait_for_cancellation(asio::any_io_executor ex, std::function<void()> insid
         auto held = std::make_shared<std::optional<handler_type>>(std::move(handler));
         slot.assign([ex, inside_emit, held](asio::cancellation_type_t) {
           inside_emit();
-          asio::post(ex, [held] {
+          asio::post(ex, [ex, held] {
             auto h = std::move(**held);
             held->reset();
             asio::get_associated_cancellation_slot(h).clear();
-            std::move(h)(boost::system::error_code(asio::error::operation_aborted));
+            // Completed on the handler's own executor, as every Asio
+            // operation does (an awaitable's is its coroutine's strand).
+            const auto handler_ex = asio::get_associated_executor(h, ex);
+            asio::dispatch(handler_ex,
+                           asio::append(std::move(h), boost::system::error_code(asio::error::operation_aborted)));
           });
         });
       },
