@@ -88,8 +88,8 @@ struct initiate_offload
   void operator()(Handler&& handler, const PoolExecutor& pool, Function&& function) const
   {
     using result = std::invoke_result_t<std::decay_t<Function>&>;
-    auto handler_ex = boost::asio::get_associated_executor(handler, pool);
-    auto work = boost::asio::prefer(handler_ex, boost::asio::execution::outstanding_work.tracked);
+    auto handler_ex = completion_executor(handler, pool);
+    auto work = handler_work(handler, pool);
     using op_type = offload_op<std::decay_t<Handler>, std::decay_t<Function>, decltype(work), decltype(handler_ex)>;
     auto op = std::make_shared<op_type>(std::forward<Handler>(handler), std::forward<Function>(function),
                                         std::move(work), handler_ex);
