@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,8 +14,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <future>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -384,6 +387,73 @@ FANOUT_CO_TEST_CASE(awaiting_with_the_default_token_works_in_a_coroutine)
   BOOST_TEST(*co_await stream.async_next() == 2);
   co_await fanout::async_sleep(ex, 1ms);
   BOOST_TEST(co_await fanout::async_to_thread(fanout::blocking_executor(), [] { return 3; }) == 3);
+}
+
+// ---- the handler's associated allocator -------------------------------------
+
+// Counts the allocations made through it (and its rebound copies).
+template <typename T>
+struct counting_allocator
+{
+  using value_type = T;
+  std::atomic<int>* count;
+
+  explicit counting_allocator(std::atomic<int>* c) noexcept : count(c) {}
+  template <typename U>
+  counting_allocator(const counting_allocator<U>& other) noexcept : count(other.count) // NOLINT: rebinding
+  {}
+  T* allocate(std::size_t n)
+  {
+    ++*count;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <typename U>
+  bool operator==(const counting_allocator<U>& other) const noexcept
+  {
+    return count == other.count;
+  }
+};
+
+BOOST_AUTO_TEST_CASE(async_sleep_allocates_its_state_with_the_handlers_allocator, *boost::unit_test::timeout(60))
+{
+  asio::io_context io;
+  std::atomic<int> allocations{0};
+  bool ran = false;
+  fanout::async_sleep(
+      io, 1ms,
+      asio::bind_allocator(counting_allocator<void>(&allocations), [&](boost::system::error_code) { ran = true; }));
+  BOOST_TEST(allocations == 1); // the operation's state, made in the call
+  io.run();
+  BOOST_TEST(ran);
+}
+
+BOOST_AUTO_TEST_CASE(async_to_thread_allocates_its_state_with_the_handlers_allocator, *boost::unit_test::timeout(60))
+{
+  asio::io_context io;
+  std::atomic<int> allocations{0};
+  int value = 0;
+  fanout::async_to_thread(
+      fanout::blocking_executor(), [] { return 5; },
+      asio::bind_executor(io, asio::bind_allocator(counting_allocator<void>(&allocations),
+                                                   [&](std::exception_ptr, int v) { value = v; })));
+  BOOST_TEST(allocations >= 1);
+  io.run();
+  BOOST_TEST(value == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_parked_task_wait_keeps_its_handler_in_memory_from_the_handlers_allocator,
+                     *boost::unit_test::timeout(60))
+{
+  asio::io_context io;
+  auto t = fanout::spawn(io, doubled_later(1));
+  std::atomic<int> allocations{0};
+  int value = 0;
+  t.async_wait(
+      asio::bind_allocator(counting_allocator<void>(&allocations), [&](std::exception_ptr, int v) { value = v; }));
+  BOOST_TEST(allocations >= 1); // the type-erased parked handler
+  io.run();
+  BOOST_TEST(value == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -191,29 +191,58 @@ template <bool Settled, typename F, typename... Ranges>
 using map_token_signature_t =
     value_signature_t<std::conditional_t<Settled, map_settled_result_t<F, Ranges...>, map_result_t<F, Ranges...>>>;
 
-// Args... is `ranges..., token`: splits it and checks both parts.
+// Args... is `ranges..., token`: splits it and checks both parts. `ranges`:
+// f maps the arguments before the last; `value`: and the last is a token for
+// the map's signature.
 template <bool Settled, typename F, typename Indices, typename... Args>
-struct map_token_arguments_check : std::false_type
+struct map_token_arguments_check
 {
+  static constexpr bool ranges = false;
+  static constexpr bool value = false;
 };
 template <bool Settled, typename F, std::size_t... I, typename... Args>
 requires(sizeof...(Args) >= 2) &&
     map_function<F, std::tuple_element_t<I, std::tuple<Args...>>...> struct map_token_arguments_check<
         Settled, F, std::index_sequence<I...>, Args...>
-    : std::bool_constant<boost::asio::completion_token_for<
-          std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>,
-          map_token_signature_t<Settled, F, std::tuple_element_t<I, std::tuple<Args...>>...>>>
 {
+  static constexpr bool ranges = true;
+  static constexpr bool value = boost::asio::completion_token_for<
+      std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>,
+      map_token_signature_t<Settled, F, std::tuple_element_t<I, std::tuple<Args...>>...>>;
 };
 
 // The indices of every argument but the last.
 template <typename... Args>
 using all_but_last_t = std::make_index_sequence<(sizeof...(Args) > 0 ? sizeof...(Args) - 1 : 0)>;
 
-template <typename T>
-struct always_false : std::false_type
+template <bool Settled, typename F, typename... Args>
+using map_token_check_t = map_token_arguments_check<Settled, F, all_but_last_t<Args...>, Args...>;
+
+// A token-form call whose map is right and whose token is not: missing (f
+// maps every argument after it), or not a completion token for the map's
+// signature.
+template <bool Settled, typename F, typename... Args>
+concept map_token_mistake = !map_token_check_t<Settled, F, Args...>::value &&
+                            (map_function<F, Args...> || map_token_check_t<Settled, F, Args...>::ranges);
+
+// Says which mistake, in one line.
+template <bool Settled, typename F, typename... Args>
+constexpr void diagnose_map_token()
 {
-};
+  constexpr bool missing = map_function<F, Args...>;
+  if constexpr (Settled) {
+    static_assert(!missing, "fanout::async_map_settled(executor, [options,] f, ranges..., token): the completion "
+                            "token is missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+    static_assert(missing, "fanout::async_map_settled(executor, [options,] f, ranges..., token): the last argument "
+                           "is not a completion token for void(std::exception_ptr, std::vector<fanout::outcome<R>>)");
+  } else {
+    static_assert(!missing, "fanout::async_map(executor, [options,] f, ranges..., token): the completion token is "
+                            "missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+    static_assert(missing, "fanout::async_map(executor, [options,] f, ranges..., token): the last argument is not a "
+                           "completion token for void(std::exception_ptr, std::vector<R>) (void(std::exception_ptr) "
+                           "when R is void)");
+  }
+}
 
 // Runs the map of @p f over `args...` = `ranges..., token` on @p executor.
 template <bool Settled, typename Executor, typename F, typename... Args>
@@ -242,14 +271,12 @@ auto initiate_map_on(const Executor& executor, const map_options& options, F&& f
 /// completion token for `void(std::exception_ptr, std::vector<R>)` (or
 /// `void(std::exception_ptr)` when R is void).
 template <typename F, typename... RangesThenToken>
-concept map_token_arguments =
-    detail::map_token_arguments_check<false, F, detail::all_but_last_t<RangesThenToken...>, RangesThenToken...>::value;
+concept map_token_arguments = detail::map_token_check_t<false, F, RangesThenToken...>::value;
 
 /// The same for async_map_settled: the token completes with
 /// `void(std::exception_ptr, std::vector<outcome<R>>)`.
 template <typename F, typename... RangesThenToken>
-concept map_settled_token_arguments =
-    detail::map_token_arguments_check<true, F, detail::all_but_last_t<RangesThenToken...>, RangesThenToken...>::value;
+concept map_settled_token_arguments = detail::map_token_check_t<true, F, RangesThenToken...>::value;
 
 /// The completion-token form of async_map and async_map_settled, for code
 /// that is not written as coroutines:
@@ -322,46 +349,37 @@ auto async_map_settled(Executor&& executor, F&& f, RangesThenToken&&... args)
                                        std::forward<RangesThenToken>(args)...);
 }
 
-/// A token form called without its token: `f` maps every argument after it,
-/// so the last one is a range, not a completion token. Rejected with a
-/// message that names the missing token.
-template <detail::executor_or_context Executor, typename F, typename... Ranges>
-requires map_function<F, Ranges...>
-void async_map(Executor&&, F&&, Ranges&&...)
+/// A token form called without its token, or with something else last:
+/// rejected with a message that names what is wrong.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<false, F, Args...>
+void async_map(Executor&&, F&&, Args&&...)
 {
-  static_assert(detail::always_false<F>::value,
-                "fanout::async_map(executor, [options,] f, ranges..., token): the completion token is missing "
-                "(pass a callback, asio::use_future, asio::deferred, ... last)");
+  detail::diagnose_map_token<false, F, Args...>();
 }
 
 /// As above, with options.
-template <detail::executor_or_context Executor, typename F, typename... Ranges>
-requires map_function<F, Ranges...>
-void async_map(Executor&&, const map_options&, F&&, Ranges&&...)
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<false, F, Args...>
+void async_map(Executor&&, const map_options&, F&&, Args&&...)
 {
-  static_assert(detail::always_false<F>::value,
-                "fanout::async_map(executor, [options,] f, ranges..., token): the completion token is missing "
-                "(pass a callback, asio::use_future, asio::deferred, ... last)");
+  detail::diagnose_map_token<false, F, Args...>();
 }
 
-/// async_map_settled called without its token; see above.
-template <detail::executor_or_context Executor, typename F, typename... Ranges>
-requires map_function<F, Ranges...>
-void async_map_settled(Executor&&, F&&, Ranges&&...)
+/// async_map_settled called without a token or with a wrong one; see above.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<true, F, Args...>
+void async_map_settled(Executor&&, F&&, Args&&...)
 {
-  static_assert(detail::always_false<F>::value,
-                "fanout::async_map_settled(executor, [options,] f, ranges..., token): the completion token is "
-                "missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+  detail::diagnose_map_token<true, F, Args...>();
 }
 
 /// As above, with options.
-template <detail::executor_or_context Executor, typename F, typename... Ranges>
-requires map_function<F, Ranges...>
-void async_map_settled(Executor&&, const map_options&, F&&, Ranges&&...)
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<true, F, Args...>
+void async_map_settled(Executor&&, const map_options&, F&&, Args&&...)
 {
-  static_assert(detail::always_false<F>::value,
-                "fanout::async_map_settled(executor, [options,] f, ranges..., token): the completion token is "
-                "missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+  detail::diagnose_map_token<true, F, Args...>();
 }
 
 } // namespace fanout

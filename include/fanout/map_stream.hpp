@@ -67,7 +67,8 @@ public:
   /// The next element, or an empty optional at the end.
   ///
   /// @param token any completion token; by default the executor's default
-  ///        completion token (asio::deferred: `co_await s.async_next()`).
+  ///        completion token (see detail::default_token_t: asio::deferred, or
+  ///        asio::use_awaitable before Boost 1.83; `co_await s.async_next()` either way).
   ///
   /// @par Completion signature
   /// `void(std::exception_ptr, std::optional<value_type>)`. The handler runs

@@ -36,7 +36,8 @@ std::size_t blocking_pool_size();
 /// @param function called once on a @p pool thread; it must be
 ///        move-constructible. Its result must be void or default-constructible.
 /// @param token any completion token; by default the pool executor's default
-///        completion token (asio::deferred for plain executors).
+///        completion token (see detail::default_token_t: asio::deferred, or
+///        asio::use_awaitable before Boost 1.83).
 ///
 /// @par Completion signature
 /// `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when R is void.

@@ -81,7 +81,7 @@ struct initiate_sleep
   void operator()(Handler&& handler, const Executor& executor, clock::duration duration) const
   {
     using op_type = sleep_op<std::decay_t<Handler>, Executor>;
-    auto op = std::make_shared<op_type>(std::forward<Handler>(handler), executor, duration);
+    auto op = allocate_operation<op_type>(handler, std::forward<Handler>(handler), executor, duration);
     auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
     if (slot.is_connected())
       // Weakly: the op owns the handler, which owns the slot; a context
@@ -107,8 +107,9 @@ struct initiate_sleep
 ///        the handler's executor, never inside this call).
 /// @param token any completion token: a callback, `asio::use_future`,
 ///        `asio::deferred`, `asio::use_awaitable`, `asio::as_tuple(...)`. The
-///        default is the executor's default completion token (asio::deferred
-///        for plain executors: `co_await fanout::async_sleep(ex, 1s)` works).
+///        default is the executor's default completion token (see
+///        detail::default_token_t: asio::deferred, or asio::use_awaitable
+///        before Boost 1.83; `co_await fanout::async_sleep(ex, 1s)` either way).
 ///
 /// @par Completion signature
 /// `void(boost::system::error_code)`: success, or `asio::error::operation_aborted`

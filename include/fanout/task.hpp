@@ -337,7 +337,8 @@ public:
   /// Waits for the coroutine to finish.
   ///
   /// @param token any completion token; by default the executor's default
-  ///        completion token (asio::deferred: `co_await t.async_wait()`).
+  ///        completion token (see detail::default_token_t: asio::deferred, or
+  ///        asio::use_awaitable before Boost 1.83; `co_await t.async_wait()` either way).
   ///
   /// @par Completion signature
   /// `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for void).

@@ -215,7 +215,8 @@ public:
   /// Waits for every task of the group.
   ///
   /// @param token any completion token; by default the executor's default
-  ///        completion token (asio::deferred: `co_await g.async_join()`).
+  ///        completion token (see detail::default_token_t: asio::deferred, or
+  ///        asio::use_awaitable before Boost 1.83; `co_await g.async_join()` either way).
   ///
   /// @par Completion signature
   /// `void(std::exception_ptr)`: null, the first failure (fail_fast), or
