@@ -32,7 +32,7 @@ namespace fanout {
 ///   window however long the input, and a slow reader slows the map down.
 /// - Fail-fast: after an item fails, `async_next()` waits for the running items to
 ///   be cancelled and finish, then throws the failure; results not yet read
-///   are dropped. Cancelling the coroutine awaiting `next()` cancels the map
+///   are dropped. Cancelling the coroutine awaiting `async_next()` cancels the map
 ///   the same way (`operation_aborted`).
 /// - Destroying the stream before its end cancels the items still running;
 ///   they finish on their executor, and their results are dropped.
