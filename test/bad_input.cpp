@@ -130,7 +130,7 @@ FANOUT_CO_TEST_CASE(max_concurrency_0_means_unlimited_and_the_largest_value_is_a
           {.max_concurrency = window}, [&streamed](int i) { return tracked_value(streamed, 20ms, i); },
           fanout::test::iota(0, n));
       int read = 0;
-      while (co_await stream.next())
+      while (co_await stream.async_next())
         ++read;
       BOOST_TEST(read == n);
       BOOST_TEST(streamed.most.load() == n);
@@ -162,7 +162,7 @@ FANOUT_CO_TEST_CASE(zipped_ranges_of_unequal_length_stop_at_the_shortest_and_rea
     counting_input long_input(1000);
     auto stream = fanout::async_map_stream([](int a, int b) { return a * b; }, three, long_input);
     std::vector<int> got;
-    while (auto v = co_await stream.next())
+    while (auto v = co_await stream.async_next())
       got.push_back(*v);
     BOOST_TEST((got == std::vector<int>{0, 20, 60}));
     BOOST_TEST(long_input.pulled.load() == 3);
@@ -221,7 +221,7 @@ FANOUT_CO_TEST_CASE(a_callable_that_throws_on_its_first_call_fails_the_map_and_s
   // A stream fails the same way; collect-all goes on with the other items.
   calls = 0;
   auto stream = fanout::async_map_stream(first_call_throws, fanout::test::iota(0, 10));
-  BOOST_TEST(tag_of(co_await exception_of(stream.next())) == 0);
+  BOOST_TEST(tag_of(co_await exception_of(stream.async_next(asio::use_awaitable))) == 0);
   BOOST_TEST(calls == 1);
   calls = 0;
   const auto outcomes = co_await fanout::async_map_settled(first_call_throws, fanout::test::iota(0, 10));
@@ -243,7 +243,7 @@ FANOUT_CO_TEST_CASE(a_null_std_function_as_the_callable_is_reported_as_bad_funct
   for (const auto& r : co_await fanout::async_map_settled(no_coroutine, iota_vector(3)))
     BOOST_TEST(is_bad_function_call(r.error()));
   auto stream = fanout::async_map_as_completed(no_coroutine, iota_vector(3));
-  BOOST_TEST(is_bad_function_call(co_await exception_of(stream.next())));
+  BOOST_TEST(is_bad_function_call(co_await exception_of(stream.async_next(asio::use_awaitable))));
 
   // Wrapped in a fanout::callable, handed to to_thread and to call_later.
   const std::vector<fanout::callable<int()>> calls{std::function<int()>{}};
@@ -301,9 +301,9 @@ FANOUT_CO_TEST_CASE(a_deadline_already_past_starts_nothing_in_any_kind_of_map)
   BOOST_TEST(code_of(co_await exception_of(
                  fanout::async_map_settled({.deadline = very_past}, plain, iota_vector(5)))) == timed_out());
   auto ordered = fanout::async_map_stream({.deadline = past}, plain, iota_vector(5));
-  BOOST_TEST(code_of(co_await exception_of(ordered.next())) == timed_out());
+  BOOST_TEST(code_of(co_await exception_of(ordered.async_next(asio::use_awaitable))) == timed_out());
   auto as_completed = fanout::async_map_as_completed({.deadline = very_past}, plain, iota_vector(5));
-  BOOST_TEST(code_of(co_await exception_of(as_completed.next())) == timed_out());
+  BOOST_TEST(code_of(co_await exception_of(as_completed.async_next(asio::use_awaitable))) == timed_out());
   bool threw = false;
   try {
     for (const int v : fanout::sync_map({.deadline = past}, plain, iota_vector(5)))
@@ -340,12 +340,12 @@ FANOUT_CO_TEST_CASE(a_task_group_joined_twice_at_once_completes_both_joins_with_
     if (failing)
       (void)g.spawn(throws_after(items, 5ms, 7));
     // Both joins are parked before any task finished.
-    auto first = fanout::spawn(ex, exception_of(g.join()));
-    auto second = fanout::spawn(ex, exception_of(g.join()));
+    auto first = fanout::spawn(ex, exception_of(g.async_join(asio::use_awaitable)));
+    auto second = fanout::spawn(ex, exception_of(g.async_join(asio::use_awaitable)));
     const auto start = fanout::clock::now();
     const auto e1 = co_await first.async_wait();
     const auto e2 = co_await second.async_wait();
-    const auto e3 = co_await exception_of(g.join()); // and once more, after
+    const auto e3 = co_await exception_of(g.async_join(asio::use_awaitable)); // and once more, after
     BOOST_TEST_CONTEXT((failing ? "a failing task" : "no failure"))
     {
       BOOST_TEST(seconds_since(start) < 1.0);

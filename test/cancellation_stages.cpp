@@ -196,7 +196,7 @@ FANOUT_CO_TEST_CASE(cancellation_while_items_wait_for_the_window_never_starts_th
       if (!ec)
         stream.cancel();
     });
-    const auto e = co_await exception_of(stream.next());
+    const auto e = co_await exception_of(stream.async_next(asio::use_awaitable));
     BOOST_TEST(code_of(e) == asio::error::operation_aborted);
     BOOST_TEST((started == std::vector<int>{0}));
     BOOST_TEST(items.now.load() == 0);
@@ -282,9 +282,9 @@ BOOST_AUTO_TEST_CASE(cancellation_after_completion_has_no_effect, *boost::unit_t
     auto stream = fanout::async_map_stream([&items](int i) { return tracked_value(items, 1ms, i); }, iota_vector(3));
     const auto read_all = [&]() -> asio::awaitable<int> {
       int read = 0;
-      while (co_await stream.next())
+      while (co_await stream.async_next())
         ++read;
-      co_await g.join();
+      co_await g.async_join();
       co_return read;
     };
     BOOST_TEST(fanout::run(ctx, read_all()) == 3);
@@ -293,8 +293,9 @@ BOOST_AUTO_TEST_CASE(cancellation_after_completion_has_no_effect, *boost::unit_t
     g.cancel();
     stream.cancel();
     BOOST_TEST(fanout::run(ctx, t) == 7); // the value is still there, once
-    BOOST_TEST(!fanout::run(ctx, exception_of(g.join())));
-    BOOST_TEST(!fanout::run(ctx, [&]() -> asio::awaitable<bool> { co_return (co_await stream.next()).has_value(); }()));
+    BOOST_TEST(!fanout::run(ctx, exception_of(g.async_join(asio::use_awaitable))));
+    BOOST_TEST(
+        !fanout::run(ctx, [&]() -> asio::awaitable<bool> { co_return (co_await stream.async_next()).has_value(); }()));
   }
   BOOST_TEST(items.now.load() == 0);
 }

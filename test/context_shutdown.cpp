@@ -223,7 +223,7 @@ BOOST_AUTO_TEST_CASE(destroying_the_io_context_with_a_task_group_of_running_task
       fanout::task_group g(ctx.get_executor());
       for (int i = 0; i < n; ++i)
         (void)g.spawn(tracked_sleep(items, 10s));
-      g.join([&joins, owned = std::move(owned)](std::exception_ptr) { ++joins; });
+      g.async_join([&joins, owned = std::move(owned)](std::exception_ptr) { ++joins; });
       BOOST_TEST(run_until(ctx, [&] { return items.started.load() == n; }));
     }
     BOOST_TEST(joins == 0);
@@ -244,7 +244,7 @@ BOOST_AUTO_TEST_CASE(stopping_the_io_context_with_running_group_tasks_pauses_the
     handles.push_back(g.spawn(tracked_value(items, 20ms, i)));
   int joins = 0;
   std::exception_ptr joined;
-  g.join([&](std::exception_ptr e) {
+  g.async_join([&](std::exception_ptr e) {
     ++joins;
     joined = e;
   });
@@ -342,7 +342,7 @@ asio::awaitable<void> read_as_completed(tracker& items, lifetime_counts& counts,
   auto stream = fanout::async_map_as_completed(
       [&items, &counts, owned = std::move(owned)](int i) { return held_value(items, counts, i, i < 2 ? 0ms : 10s); },
       fanout::test::iota(0, n));
-  while (co_await stream.next()) {
+  while (co_await stream.async_next()) {
   }
 }
 

@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(an_exception_from_any_completion_handler_propagates_out_of_
   BOOST_TEST(run_and_catch() == 3);
   fanout::task_group g(ex);
   (void)g.spawn(tracked_value(items, 1ms, 4));
-  g.join([&](std::exception_ptr) {
+  g.async_join([&](std::exception_ptr) {
     ++calls;
     throw handler_error(4);
   });
@@ -158,13 +158,13 @@ BOOST_AUTO_TEST_CASE(an_exception_from_any_completion_handler_propagates_out_of_
   // A stream whose next() handler threw still hands out the next elements.
   auto stream = fanout::async_map_stream(twice, xs);
   std::vector<int> got;
-  stream.next(asio::bind_executor(ex, [&](std::exception_ptr, std::optional<int> v) {
+  stream.async_next(asio::bind_executor(ex, [&](std::exception_ptr, std::optional<int> v) {
     ++calls;
     throw handler_error(*v + 1000);
   }));
   BOOST_TEST(run_and_catch() == 1000);
   fanout::run(ctx, [&]() -> asio::awaitable<void> {
-    while (auto v = co_await stream.next())
+    while (auto v = co_await stream.async_next())
       got.push_back(*v);
   }());
   BOOST_TEST((got == std::vector<int>{2, 4, 6, 8, 10, 12, 14, 16, 18}));

@@ -176,7 +176,7 @@ FANOUT_CO_TEST_CASE(async_map_settled_streams_and_offloaded_calls_copy_no_result
       auto stream = fanout::async_map_stream(
           {.max_concurrency = 16}, [&counts](int i) { return make_counted(counts, i, i % 2 == 0); },
           fanout::test::iota(0, n));
-      while (auto v = co_await stream.next())
+      while (auto v = co_await stream.async_next())
         read += v->value() == read ? 1 : 0;
       BOOST_TEST_MESSAGE("ordered stream: " << counts.moved.load() << " moves for " << n << " results");
       check_no_copies(counts, n, 32);
@@ -190,7 +190,7 @@ FANOUT_CO_TEST_CASE(async_map_settled_streams_and_offloaded_calls_copy_no_result
       // Destroyed with results made and never read.
       auto stream = fanout::async_map_as_completed([&counts](int i) { return make_counted(counts, i, false); },
                                                    fanout::test::iota(0, n));
-      BOOST_TEST((co_await stream.next()).has_value());
+      BOOST_TEST((co_await stream.async_next()).has_value());
       co_await fanout::sleep(1ms);
       BOOST_TEST(counts.live() >= n - 1); // the unread results wait in the stream
       BOOST_TEST(counts.copied.load() == 0);

@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(an_item_whose_cancellation_handler_cancels_its_own_stream_d
       cancel_stream = [&] { stream.cancel(); };
       std::exception_ptr failure;
       try {
-        while (co_await stream.next()) {
+        while (co_await stream.async_next()) {
         }
       } catch (...) {
         failure = std::current_exception();
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(a_group_task_whose_cancellation_handler_asks_its_group_does
       for (int i = 0; i < 4; ++i)
         group.spawn(waiter());
       group.spawn(failing());
-      auto [e] = co_await group.join(asio::as_tuple(asio::use_awaitable));
+      auto [e] = co_await group.async_join(asio::as_tuple(asio::use_awaitable));
       BOOST_TEST(fanout::test::message_of(e) == "boom");
     });
     BOOST_TEST_REQUIRE(ok, "round " << round << " hung");

@@ -127,14 +127,14 @@ FANOUT_CO_TEST_CASE(async_map_stream_hands_out_the_first_result_long_before_the_
   auto stream = fanout::async_map_stream(
       [&t](int i) { return tracked_value(t, i == n - 1 ? 8 * unit : i * unit / 2, i * 10); }, iota_vector(n));
   const auto start = fanout::clock::now();
-  auto first = co_await stream.next();
+  auto first = co_await stream.async_next();
   const double first_after = seconds_since(start);
   BOOST_TEST_REQUIRE(first.has_value());
   BOOST_TEST(*first == 0);
   BOOST_TEST(first_after < std::chrono::duration<double>(2 * unit).count());
   BOOST_TEST(t.now.load() >= 3); // the later items are still running
   std::vector<int> rest;
-  while (auto next = co_await stream.next())
+  while (auto next = co_await stream.async_next())
     rest.push_back(*next);
   BOOST_TEST((rest == std::vector<int>{10, 20, 30, 40}));
   FANOUT_CHECK_ELAPSED(seconds_since(start), 8 * unit); // all ran at once
@@ -151,7 +151,7 @@ FANOUT_CO_TEST_CASE(async_map_stream_keeps_input_order_when_later_items_finish_f
   const auto start = fanout::clock::now();
   std::vector<int> got;
   std::vector<double> at;
-  while (auto next = co_await stream.next()) {
+  while (auto next = co_await stream.async_next()) {
     got.push_back(*next);
     at.push_back(seconds_since(start));
   }
@@ -166,11 +166,11 @@ FANOUT_CO_TEST_CASE(the_end_of_a_stream_is_an_empty_optional_and_stays_so)
 {
   auto stream = fanout::async_map_stream([](int i) -> asio::awaitable<int> { co_return i + 1; }, iota_vector(3));
   std::vector<int> got;
-  while (auto next = co_await stream.next())
+  while (auto next = co_await stream.async_next())
     got.push_back(*next);
   BOOST_TEST((got == std::vector<int>{1, 2, 3}));
   for (int i = 0; i < 3; ++i) {
-    const auto after_end = co_await stream.next();
+    const auto after_end = co_await stream.async_next();
     BOOST_TEST(!after_end.has_value());
   }
 }
@@ -185,8 +185,8 @@ FANOUT_CO_TEST_CASE(a_stream_of_an_empty_range_ends_at_once)
       },
       std::vector<int>{});
   const auto start = fanout::clock::now();
-  BOOST_TEST(!(co_await stream.next()).has_value());
-  BOOST_TEST(!(co_await stream.next()).has_value());
+  BOOST_TEST(!(co_await stream.async_next()).has_value());
+  BOOST_TEST(!(co_await stream.async_next()).has_value());
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   BOOST_TEST(calls == 0);
 }
@@ -198,7 +198,7 @@ FANOUT_CO_TEST_CASE(a_stream_zips_several_ranges_and_the_shortest_decides)
   auto stream = fanout::async_map_stream(
       [](int x, const std::string& y) -> asio::awaitable<std::string> { co_return y + std::to_string(x); }, xs, ys);
   std::vector<std::string> got;
-  while (auto next = co_await stream.next())
+  while (auto next = co_await stream.async_next())
     got.push_back(*next);
   BOOST_TEST((got == std::vector<std::string>{"a1", "b2", "c3"}));
 }
@@ -215,7 +215,7 @@ FANOUT_CO_TEST_CASE(with_max_concurrency_k_a_slow_reader_never_has_more_than_k_i
       int consumed = 0;
       int most_ahead = 0;
       std::vector<int> got;
-      while (auto next = co_await stream.next()) {
+      while (auto next = co_await stream.async_next()) {
         got.push_back(*next);
         ++consumed;
         most_ahead = std::max(most_ahead, input.pulled.load() - consumed);
@@ -257,7 +257,7 @@ FANOUT_CO_TEST_CASE(a_hundred_thousand_items_through_a_window_of_a_hundred_give_
   int count = 0;
   int most_ahead = 0;
   int out_of_order = 0;
-  while (auto next = co_await stream.next()) {
+  while (auto next = co_await stream.async_next()) {
     if (*next != static_cast<long long>(count) * 3)
       ++out_of_order;
     sum += *next;
@@ -283,7 +283,7 @@ FANOUT_CO_TEST_CASE(async_map_as_completed_yields_index_and_value_in_completion_
   const auto start = fanout::clock::now();
   std::vector<std::pair<std::size_t, int>> got;
   std::vector<double> at;
-  while (auto next = co_await stream.next()) {
+  while (auto next = co_await stream.async_next()) {
     got.push_back(*next);
     at.push_back(seconds_since(start));
   }
@@ -312,7 +312,7 @@ FANOUT_CO_TEST_CASE(async_map_as_completed_covers_every_index_exactly_once_with_
       {.max_concurrency = 40}, [&t](int d) { return tracked_value(t, std::chrono::milliseconds(d), d * 7); }, delays);
   std::vector<int> seen(delays.size(), 0);
   int wrong_values = 0;
-  while (auto next = co_await stream.next()) {
+  while (auto next = co_await stream.async_next()) {
     BOOST_TEST_REQUIRE(next->first < delays.size());
     ++seen[next->first];
     if (next->second != delays[next->first] * 7)
@@ -333,7 +333,7 @@ FANOUT_CO_TEST_CASE(async_map_as_completed_with_a_window_never_has_more_than_k_i
   int consumed = 0;
   int most_ahead = 0;
   std::vector<int> seen(25, 0);
-  while (auto next = co_await stream.next()) {
+  while (auto next = co_await stream.async_next()) {
     ++seen[next->first];
     ++consumed;
     co_await fanout::sleep(1ms);
@@ -356,9 +356,9 @@ FANOUT_CO_TEST_CASE(a_failing_item_makes_next_throw_its_exception_after_the_othe
   auto stream = fanout::async_map_stream(
       [&t](int i) { return i == 2 ? throws_after(t, unit) : tracked_value(t, i < 2 ? 0ms : 10s, i); }, iota_vector(6));
   const auto start = fanout::clock::now();
-  BOOST_TEST(*co_await stream.next() == 0);
-  BOOST_TEST(*co_await stream.next() == 1);
-  BOOST_CHECK_EXCEPTION((void)co_await stream.next(), std::runtime_error, is_boom);
+  BOOST_TEST(*co_await stream.async_next() == 0);
+  BOOST_TEST(*co_await stream.async_next() == 1);
+  BOOST_CHECK_EXCEPTION((void)co_await stream.async_next(), std::runtime_error, is_boom);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(t.now.load() == 0); // the sleepers were cancelled and finished before the throw
   BOOST_TEST(t.aborted.load() == 3);
@@ -370,10 +370,10 @@ FANOUT_CO_TEST_CASE(a_failing_item_in_an_as_completed_stream_makes_next_throw_af
   auto stream = fanout::async_map_as_completed(
       [&t](int i) { return i == 3 ? throws_after(t, unit) : tracked_value(t, i == 0 ? 0ms : 10s, i); }, iota_vector(5));
   const auto start = fanout::clock::now();
-  auto first = co_await stream.next();
+  auto first = co_await stream.async_next();
   BOOST_TEST_REQUIRE(first.has_value());
   BOOST_TEST(first->first == 0u);
-  BOOST_CHECK_EXCEPTION((void)co_await stream.next(), std::runtime_error, is_boom);
+  BOOST_CHECK_EXCEPTION((void)co_await stream.async_next(), std::runtime_error, is_boom);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(t.now.load() == 0);
   BOOST_TEST(t.aborted.load() == 3);
@@ -385,13 +385,13 @@ FANOUT_CO_TEST_CASE(a_failure_while_the_reader_is_away_drops_the_unread_results_
   // Item 0 is ready at once, item 1 fails at once, the rest sleep 10 s.
   auto stream = fanout::async_map_stream(
       [&t](int i) { return i == 1 ? throws_after(t, 0ms) : tracked_value(t, i == 0 ? 0ms : 10s, i); }, iota_vector(5));
-  auto first = co_await stream.next(); // starts the map
+  auto first = co_await stream.async_next(); // starts the map
   BOOST_TEST_REQUIRE(first.has_value());
   BOOST_TEST(*first == 0);
   co_await fanout::sleep(unit); // meanwhile item 1 fails and the sleepers are cancelled
   BOOST_TEST(t.now.load() == 0);
   const auto start = fanout::clock::now();
-  BOOST_CHECK_EXCEPTION((void)co_await stream.next(), std::runtime_error, is_boom);
+  BOOST_CHECK_EXCEPTION((void)co_await stream.async_next(), std::runtime_error, is_boom);
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   BOOST_TEST(t.aborted.load() == 3);
 }
@@ -405,7 +405,7 @@ FANOUT_CO_TEST_CASE(an_exception_from_the_input_range_ends_the_stream_with_that_
   std::vector<int> got;
   bool threw = false;
   try {
-    while (auto next = co_await stream.next())
+    while (auto next = co_await stream.async_next())
       got.push_back(*next);
   } catch (const std::out_of_range& e) {
     threw = std::string(e.what()) == "bad input";
@@ -427,7 +427,7 @@ FANOUT_CO_TEST_CASE(a_stream_of_plain_calls_gives_their_results_in_order)
       },
       iota_vector(4));
   std::vector<std::string> got;
-  while (auto next = co_await stream.next())
+  while (auto next = co_await stream.async_next())
     got.push_back(*next);
   BOOST_TEST((got == std::vector<std::string>{"0", "1", "4", "9"}));
   BOOST_TEST(calls == 4);
@@ -440,7 +440,7 @@ FANOUT_CO_TEST_CASE(destroying_a_stream_early_cancels_the_items_still_running)
   {
     auto stream = fanout::async_map_stream(
         {.max_concurrency = 5}, [&t](int i) { return tracked_value(t, i == 0 ? 0ms : 10s, i); }, input);
-    BOOST_TEST(*co_await stream.next() == 0);
+    BOOST_TEST(*co_await stream.async_next() == 0);
     co_await fanout::sleep(unit / 5);
     BOOST_TEST(t.now.load() == 5); // items 1-5 are running (the window moved on by one)
   }
@@ -460,7 +460,7 @@ FANOUT_CO_TEST_CASE(move_assigning_over_a_running_stream_cancels_its_items)
   // Start the first stream with a callback, which stays parked while its items sleep.
   int calls = 0;
   std::exception_ptr parked_error;
-  stream.next(asio::bind_executor(ex, [&](std::exception_ptr e, std::optional<int> value) {
+  stream.async_next(asio::bind_executor(ex, [&](std::exception_ptr e, std::optional<int> value) {
     ++calls;
     parked_error = e;
     BOOST_TEST(!value.has_value());
@@ -474,7 +474,7 @@ FANOUT_CO_TEST_CASE(move_assigning_over_a_running_stream_cancels_its_items)
   BOOST_TEST(slow.now.load() == 0);
   BOOST_TEST(slow.aborted.load() == 3);
   std::vector<int> got;
-  while (auto next = co_await stream.next())
+  while (auto next = co_await stream.async_next())
     got.push_back(*next);
   BOOST_TEST((got == std::vector<int>{0, 1, 2}));
   BOOST_TEST(fast.finished.load() == 3);
@@ -485,10 +485,10 @@ FANOUT_CO_TEST_CASE(cancel_ends_the_stream_with_operation_aborted_after_the_item
   tracker t;
   auto stream =
       fanout::async_map_stream([&t](int i) { return tracked_value(t, i == 0 ? 0ms : 10s, i); }, iota_vector(4));
-  BOOST_TEST(*co_await stream.next() == 0);
+  BOOST_TEST(*co_await stream.async_next() == 0);
   const auto start = fanout::clock::now();
   stream.cancel();
-  BOOST_CHECK_EXCEPTION((void)co_await stream.next(), boost::system::system_error, is_aborted);
+  BOOST_CHECK_EXCEPTION((void)co_await stream.async_next(), boost::system::system_error, is_aborted);
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   BOOST_TEST(t.now.load() == 0);
   BOOST_TEST(t.aborted.load() == 3);
@@ -507,7 +507,7 @@ FANOUT_CO_TEST_CASE(cancelling_the_coroutine_awaiting_next_cancels_the_map_with_
   });
   const auto start = fanout::clock::now();
   auto [e, value] =
-      co_await stream.next(asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+      co_await stream.async_next(asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
   BOOST_TEST(!value.has_value());
@@ -531,7 +531,7 @@ BOOST_AUTO_TEST_CASE(a_stream_read_on_a_thread_pool_gives_every_result_in_order,
         },
         iota_vector(2000));
     std::vector<int> out;
-    while (auto next = co_await stream.next())
+    while (auto next = co_await stream.async_next())
       out.push_back(*next);
     co_return out;
   };

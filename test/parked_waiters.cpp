@@ -154,7 +154,7 @@ struct task_group_join
     template <typename Token>
     auto park(Token&& token)
     {
-      return group.join(std::forward<Token>(token));
+      return group.async_join(std::forward<Token>(token));
     }
     static bool expected() { return true; }
   };
@@ -216,7 +216,7 @@ struct map_stream_next
     template <typename Token>
     auto park(Token&& token)
     {
-      return stream.next(std::forward<Token>(token));
+      return stream.async_next(std::forward<Token>(token));
     }
     static bool expected(const std::optional<int>& v) { return v == 0; }
   };
@@ -235,7 +235,7 @@ struct as_completed_next
     template <typename Token>
     auto park(Token&& token)
     {
-      return stream.next(std::forward<Token>(token));
+      return stream.async_next(std::forward<Token>(token));
     }
     template <typename Element>
     static bool expected(const std::optional<Element>& v)

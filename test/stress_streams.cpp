@@ -71,7 +71,7 @@ asio::awaitable<stream_summary> read_ordered(const plan_table& plans, item_log& 
   auto stream = fanout::async_map_stream(
       {.max_concurrency = window}, [&](int i) { return stress_item(plans, log, i); }, fanout::test::iota(0, n));
   try {
-    while (auto v = co_await stream.next()) {
+    while (auto v = co_await stream.async_next()) {
       out.wrong += *v == value_of(out.delivered) ? 0 : 1;
       ++out.delivered;
       if (out.delivered % 7 == 0) // a slow reader, sometimes
@@ -94,7 +94,7 @@ asio::awaitable<stream_summary> read_as_completed(const plan_table& plans, item_
   auto stream = fanout::async_map_as_completed(
       {.max_concurrency = window}, [&](int i) { return stress_item(plans, log, i); }, fanout::test::iota(0, n));
   try {
-    while (auto r = co_await stream.next()) {
+    while (auto r = co_await stream.async_next()) {
       const auto [index, value] = *r;
       if (index >= seen.size() || value != value_of(static_cast<int>(index)))
         ++out.wrong;

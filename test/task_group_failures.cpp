@@ -68,7 +68,7 @@ GROUP_TEST_CASE(the_first_failure_cancels_the_siblings_promptly_and_join_rethrow
   // Fails when cancelled, after the first failure: join must still give the first.
   auto second_failure = g.spawn(throws_when_cancelled(t, 2));
   auto failing = g.spawn(throws_after(t, unit, 1));
-  const auto joined = tagged_of(co_await exception_of(g.join()));
+  const auto joined = tagged_of(co_await exception_of(g.async_join(asio::use_awaitable)));
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(joined.second == 1);
   BOOST_TEST(t.now.load() == 0);
@@ -91,7 +91,7 @@ GROUP_TEST_CASE(a_task_spawned_after_the_group_started_cancelling_is_cancelled_a
   const auto start = fanout::clock::now();
   auto late = g.spawn(tracked_value(t, 10s, 5));
   BOOST_TEST(code_of(co_await exception_of(late.async_wait())) == asio::error::operation_aborted);
-  BOOST_TEST(tagged_of(co_await exception_of(g.join())).second == 1);
+  BOOST_TEST(tagged_of(co_await exception_of(g.async_join(asio::use_awaitable))).second == 1);
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   BOOST_TEST(t.finished.load() == 0);
   BOOST_TEST(t.now.load() == 0);
@@ -108,7 +108,7 @@ GROUP_TEST_CASE(keep_going_lets_a_failure_cancel_nothing_and_join_does_not_throw
     siblings.push_back(g.spawn(tracked_value(t, 2 * unit, i)));
   auto failing = g.spawn(throws_after(t, unit, 1));
   auto also_failing = g.spawn(throws_after(t, 0ms, 2));
-  const auto joined = co_await exception_of(g.join());
+  const auto joined = co_await exception_of(g.async_join(asio::use_awaitable));
   FANOUT_CHECK_ELAPSED(seconds_since(start), 2 * unit);
   BOOST_TEST(!joined);
   BOOST_TEST(t.aborted.load() == 0);
@@ -132,7 +132,7 @@ GROUP_TEST_CASE(cancel_cancels_every_task_and_any_spawned_later)
   const auto start = fanout::clock::now();
   g.cancel();
   tasks.push_back(g.spawn(tracked_value(t, 10s, 3)));
-  const auto joined = co_await exception_of(g.join());
+  const auto joined = co_await exception_of(g.async_join(asio::use_awaitable));
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   BOOST_TEST(code_of(joined) == asio::error::operation_aborted);
   for (auto& task : tasks)

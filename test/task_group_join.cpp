@@ -68,7 +68,7 @@ GROUP_TEST_CASE(join_waits_for_every_task_and_each_handle_gives_its_value)
   for (int i = 0; i < 5; ++i)
     tasks.push_back(g.spawn(tracked_value(t, (1 + i % 2) * unit, i * 10)));
   BOOST_TEST(g.size() == 5u);
-  co_await g.join();
+  co_await g.async_join();
   FANOUT_CHECK_ELAPSED(seconds_since(start), 2 * unit);
   BOOST_TEST(t.now.load() == 0);
   BOOST_TEST(t.finished.load() == 5);
@@ -84,7 +84,7 @@ GROUP_TEST_CASE(join_of_a_group_without_tasks_completes_at_once)
 {
   fanout::task_group g(co_await asio::this_coro::executor);
   const auto start = fanout::clock::now();
-  co_await g.join();
+  co_await g.async_join();
   FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
 }
 
@@ -95,18 +95,18 @@ GROUP_TEST_CASE(a_group_joined_twice_completes_the_second_join_at_once_with_the_
   {
     fanout::task_group g(ex);
     g.spawn(tracked_sleep(t, unit));
-    co_await g.join();
+    co_await g.async_join();
     const auto start = fanout::clock::now();
-    co_await g.join();
+    co_await g.async_join();
     FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
   }
   {
     fanout::task_group g(ex);
     g.spawn(throws_after(t, unit, 3));
     g.spawn(tracked_sleep(t, 10s));
-    const auto first = tagged_of(co_await exception_of(g.join()));
+    const auto first = tagged_of(co_await exception_of(g.async_join(asio::use_awaitable)));
     const auto start = fanout::clock::now();
-    const auto second = tagged_of(co_await exception_of(g.join()));
+    const auto second = tagged_of(co_await exception_of(g.async_join(asio::use_awaitable)));
     FANOUT_CHECK_ELAPSED(seconds_since(start), 0ms);
     BOOST_TEST(first.second == 3);
     BOOST_TEST(second.second == 3);
@@ -120,7 +120,7 @@ GROUP_TEST_CASE(spawn_after_a_join_completed_throws_group_closed_and_never_runs_
   tracker t;
   fanout::task_group g(co_await asio::this_coro::executor);
   g.spawn(tracked_sleep(t, 1ms));
-  co_await g.join();
+  co_await g.async_join();
   bool threw = false;
   try {
     (void)g.spawn(tracked_value(t, 1ms, 1));
@@ -153,7 +153,7 @@ GROUP_TEST_CASE(tasks_spawned_by_a_task_while_the_group_is_joining_are_awaited_t
   };
   const auto start = fanout::clock::now();
   g.spawn(chain::link(g, t, grandchildren_done, 2));
-  co_await g.join();
+  co_await g.async_join();
   FANOUT_CHECK_ELAPSED(seconds_since(start), 3 * unit);
   BOOST_TEST(grandchildren_done.load() == 1);
   BOOST_TEST(t.finished.load() == 3);
@@ -183,7 +183,7 @@ GROUP_TEST_CASE(many_tasks_spawning_tasks_concurrently_are_all_joined)
   };
   for (int i = 0; i < 20; ++i)
     g.spawn(fan::branch(g, leaves));
-  co_await g.join();
+  co_await g.async_join();
   BOOST_TEST(leaves.load() == 1000);
   BOOST_TEST(g.size() == 0u);
 }
@@ -200,7 +200,7 @@ asio::awaitable<void> join_three_long_tasks(asio::any_io_executor ex, tracker& t
   fanout::task_group g(ex, policy);
   for (int i = 0; i < 3; ++i)
     g.spawn(tracked_sleep(t, 10s));
-  co_await g.join();
+  co_await g.async_join();
 }
 
 } // namespace
@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(join_with_a_callback_is_cancelled_by_each_cancellation_type
       int calls = 0;
       std::exception_ptr error;
       const auto start = fanout::clock::now();
-      g.join(asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) {
+      g.async_join(asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) {
         ++calls;
         error = e;
       }));

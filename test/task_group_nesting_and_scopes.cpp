@@ -80,7 +80,7 @@ GROUP_TEST_CASE(an_inner_groups_failure_propagates_out_of_a_nested_group_and_can
   const auto start = fanout::clock::now();
   auto inner_task = g.spawn(nested::run_inner(inner));
   g.spawn(tracked_sleep(outer, 10s));
-  const auto joined = tagged_of(co_await exception_of(g.join()));
+  const auto joined = tagged_of(co_await exception_of(g.async_join(asio::use_awaitable)));
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(joined.second == 7);
   BOOST_TEST(tagged_of(co_await exception_of(inner_task.async_wait())).second == 7);

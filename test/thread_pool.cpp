@@ -204,7 +204,7 @@ asio::awaitable<stream_failure> read_failing_stream(tracker& items, std::atomic<
       fanout::test::iota(0, 40));
   const auto start = fanout::clock::now();
   try {
-    while (co_await stream.next())
+    while (co_await stream.async_next())
       ++out.read;
   } catch (...) {
     out.error = std::current_exception();
@@ -259,7 +259,7 @@ asio::awaitable<full_window_end> next_after_a_full_window(ending how)
       },
       fanout::test::iota(0, 10));
   full_window_end out;
-  out.first = (co_await stream.next()).value_or(-1); // starts the map
+  out.first = (co_await stream.async_next()).value_or(-1); // starts the map
   const auto give_up_at = fanout::clock::now() + 2s;
   while (finished.load() < 3 && fanout::clock::now() < give_up_at)
     co_await fanout::sleep(1ms);
@@ -271,7 +271,7 @@ asio::awaitable<full_window_end> next_after_a_full_window(ending how)
     stream.cancel();
   const auto start = fanout::clock::now();
   try {
-    out.value = co_await stream.next();
+    out.value = co_await stream.async_next();
   } catch (...) {
     out.error = std::current_exception();
   }

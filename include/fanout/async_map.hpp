@@ -6,6 +6,7 @@
 #include "fanout/map_options.hpp"
 #include "fanout/outcome.hpp"
 
+#include "fanout/detail/io_executor.hpp"
 #include "fanout/detail/map_completion.hpp"
 #include "fanout/detail/map_engine.hpp"
 #include "fanout/detail/signature.hpp"
@@ -185,38 +186,97 @@ requires map_function<F, Ranges...>
 
 namespace detail {
 
-template <typename T>
-concept executor_like = boost::asio::execution::is_executor<T>::value || boost::asio::is_executor<T>::value;
+// The completion signature of a token-form map of f over Ranges.
+template <bool Settled, typename F, typename... Ranges>
+using map_token_signature_t =
+    value_signature_t<std::conditional_t<Settled, map_settled_result_t<F, Ranges...>, map_result_t<F, Ranges...>>>;
 
-// The token form: async_map(executor, [options,] f, ranges..., token).
-template <bool Settled, typename Executor, typename... Args>
-auto initiate_map_on(const Executor& executor, Args&&... args)
+// Args... is `ranges..., token`: splits it and checks both parts. `ranges`:
+// f maps the arguments before the last; `value`: and the last is a token for
+// the map's signature.
+template <bool Settled, typename F, typename Indices, typename... Args>
+struct map_token_arguments_check
+{
+  static constexpr bool ranges = false;
+  static constexpr bool value = false;
+};
+template <bool Settled, typename F, std::size_t... I, typename... Args>
+requires(sizeof...(Args) >= 2) &&
+    map_function<F, std::tuple_element_t<I, std::tuple<Args...>>...> struct map_token_arguments_check<
+        Settled, F, std::index_sequence<I...>, Args...>
+{
+  static constexpr bool ranges = true;
+  static constexpr bool value = boost::asio::completion_token_for<
+      std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>,
+      map_token_signature_t<Settled, F, std::tuple_element_t<I, std::tuple<Args...>>...>>;
+};
+
+// The indices of every argument but the last.
+template <typename... Args>
+using all_but_last_t = std::make_index_sequence<(sizeof...(Args) > 0 ? sizeof...(Args) - 1 : 0)>;
+
+template <bool Settled, typename F, typename... Args>
+using map_token_check_t = map_token_arguments_check<Settled, F, all_but_last_t<Args...>, Args...>;
+
+// A token-form call whose map is right and whose token is not: missing (f
+// maps every argument after it), or not a completion token for the map's
+// signature.
+template <bool Settled, typename F, typename... Args>
+concept map_token_mistake = !map_token_check_t<Settled, F, Args...>::value &&
+                            (map_function<F, Args...> || map_token_check_t<Settled, F, Args...>::ranges);
+
+// Says which mistake, in one line.
+template <bool Settled, typename F, typename... Args>
+constexpr void diagnose_map_token()
+{
+  constexpr bool missing = map_function<F, Args...>;
+  if constexpr (Settled) {
+    static_assert(!missing, "fanout::async_map_settled(executor, [options,] f, ranges..., token): the completion "
+                            "token is missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+    static_assert(missing, "fanout::async_map_settled(executor, [options,] f, ranges..., token): the last argument "
+                           "is not a completion token for void(std::exception_ptr, std::vector<fanout::outcome<R>>)");
+  } else {
+    static_assert(!missing, "fanout::async_map(executor, [options,] f, ranges..., token): the completion token is "
+                            "missing (pass a callback, asio::use_future, asio::deferred, ... last)");
+    static_assert(missing, "fanout::async_map(executor, [options,] f, ranges..., token): the last argument is not a "
+                           "completion token for void(std::exception_ptr, std::vector<R>) (void(std::exception_ptr) "
+                           "when R is void)");
+  }
+}
+
+// Runs the map of @p f over `args...` = `ranges..., token` on @p executor.
+template <bool Settled, typename Executor, typename F, typename... Args>
+auto initiate_map_on(const Executor& executor, const map_options& options, F&& f, Args&&... args)
 {
   auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-  constexpr std::size_t last = sizeof...(Args) - 1;
-  constexpr bool with_options = std::is_convertible_v<std::tuple_element_t<0, std::tuple<Args...>>, const map_options&>;
-  constexpr std::size_t first_range = with_options ? 2 : 1;
+  using arguments = std::tuple<Args...>;
   return [&]<std::size_t... I>(std::index_sequence<I...>)
   {
-    using F = std::tuple_element_t<first_range - 1, std::tuple<Args...>>;
-    using engine = collect_engine_t<Settled, F, std::tuple_element_t<first_range + I, std::tuple<Args...>>...>;
-    map_options options;
-    if constexpr (with_options)
-      options = std::get<0>(all);
-    auto e = std::make_shared<engine>(
-        settings_of(options), boost::asio::any_io_executor(executor),
-        std::decay_t<F>(std::forward<F>(std::get<first_range - 1>(all))),
-        typename engine::input_type(range_holder<std::tuple_element_t<first_range + I, std::tuple<Args...>>>(
-            std::forward<std::tuple_element_t<first_range + I, std::tuple<Args...>>>(
-                std::get<first_range + I>(all)))...));
-    using token_type = std::tuple_element_t<last, std::tuple<Args...>>;
+    using engine = collect_engine_t<Settled, F, std::tuple_element_t<I, arguments>...>;
+    auto e = std::make_shared<engine>(settings_of(options), boost::asio::any_io_executor(executor),
+                                      std::decay_t<F>(std::forward<F>(f)),
+                                      typename engine::input_type(range_holder<std::tuple_element_t<I, arguments>>(
+                                          std::forward<std::tuple_element_t<I, arguments>>(std::get<I>(all)))...));
+    using token_type = std::tuple_element_t<sizeof...(Args) - 1, arguments>;
     return boost::asio::async_initiate<token_type, value_signature_t<typename engine::result_type>>(
-        initiate_map{}, std::get<last>(all), std::move(e));
+        initiate_map{}, std::get<sizeof...(Args) - 1>(all), std::move(e));
   }
-  (std::make_index_sequence<sizeof...(Args) - first_range - 1>{});
+  (std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
 } // namespace detail
+
+/// The arguments of a token-form async_map after the executor and options:
+/// `f, ranges..., token`, with `f` a map_function of the ranges and `token` a
+/// completion token for `void(std::exception_ptr, std::vector<R>)` (or
+/// `void(std::exception_ptr)` when R is void).
+template <typename F, typename... RangesThenToken>
+concept map_token_arguments = detail::map_token_check_t<false, F, RangesThenToken...>::value;
+
+/// The same for async_map_settled: the token completes with
+/// `void(std::exception_ptr, std::vector<outcome<R>>)`.
+template <typename F, typename... RangesThenToken>
+concept map_settled_token_arguments = detail::map_token_check_t<true, F, RangesThenToken...>::value;
 
 /// The completion-token form of async_map and async_map_settled, for code
 /// that is not written as coroutines:
@@ -225,16 +285,21 @@ auto initiate_map_on(const Executor& executor, Args&&... args)
 /// Runs the map on @p executor and completes @p token with its result. The
 /// ranges are used in place: lvalue ranges must outlive the operation.
 ///
-/// @param executor where the items run (any Asio executor).
-/// @param args `[options,] f, ranges...` as for async_map, then the token
-///        (a callback, `asio::use_future`, `asio::deferred`,
-///        `asio::use_awaitable`, `asio::as_tuple(...)`, ...). Boost 1.81 has no
-///        default completion token, so the token must be given.
+/// @param executor where the items run: any Asio executor, or an execution
+///        context (`io_context&`, `thread_pool&`: its executor).
+/// @param options as for the coroutine form, braced too:
+///        `fanout::async_map(ex, {.max_concurrency = 2}, f, xs, token)`.
+/// @param f, ranges as for async_map.
+/// @param token last: a callback, `asio::use_future`, `asio::deferred`,
+///        `asio::use_awaitable`, `asio::as_tuple(...)`, ... It has no default
+///        (the ranges are variadic: a missing token would be taken for a
+///        range); forgetting it is a compile-time error that says so.
 ///
 /// @par Completion signature
 /// `void(std::exception_ptr, std::vector<R>)`, or `void(std::exception_ptr)`
 /// when R is void. The handler runs on its associated executor (@p executor
-/// if it has none), never inside this call.
+/// if it has none), never inside this call; its executor keeps outstanding
+/// work until then.
 ///
 /// @par Per-operation cancellation
 /// `terminal`, `partial` and `total` through the handler's cancellation slot
@@ -245,22 +310,76 @@ auto initiate_map_on(const Executor& executor, Args&&... args)
 /// May be called from any thread.
 ///
 /// @code
-/// fanout::async_map(ctx.get_executor(), fetch, urls,
-///                   [](std::exception_ptr e, std::vector<page> pages) { ... });
-/// std::future<std::vector<int>> f = fanout::async_map(pool.get_executor(), twice, xs, asio::use_future);
+/// fanout::async_map(ctx, fetch, urls, [](std::exception_ptr e, std::vector<page> pages) { ... });
+/// std::future<std::vector<int>> f = fanout::async_map(pool, {.max_concurrency = 4}, twice, xs, asio::use_future);
 /// @endcode
-template <detail::executor_like Executor, typename... Args>
-requires(sizeof...(Args) >= 3) auto async_map(const Executor& executor, Args&&... args)
+template <detail::executor_or_context Executor, typename F, typename... RangesThenToken>
+requires map_token_arguments<F, RangesThenToken...>
+auto async_map(Executor&& executor, const map_options& options, F&& f, RangesThenToken&&... args)
 {
-  return detail::initiate_map_on<false>(executor, std::forward<Args>(args)...);
+  return detail::initiate_map_on<false>(detail::io_executor_of(executor), options, std::forward<F>(f),
+                                        std::forward<RangesThenToken>(args)...);
+}
+
+/// The token form of async_map with default options.
+template <detail::executor_or_context Executor, typename F, typename... RangesThenToken>
+requires map_token_arguments<F, RangesThenToken...>
+auto async_map(Executor&& executor, F&& f, RangesThenToken&&... args)
+{
+  return detail::initiate_map_on<false>(detail::io_executor_of(executor), map_options{}, std::forward<F>(f),
+                                        std::forward<RangesThenToken>(args)...);
 }
 
 /// The completion-token form of async_map_settled; see async_map(executor, ...).
 /// Completion signature: `void(std::exception_ptr, std::vector<outcome<R>>)`.
-template <detail::executor_like Executor, typename... Args>
-requires(sizeof...(Args) >= 3) auto async_map_settled(const Executor& executor, Args&&... args)
+template <detail::executor_or_context Executor, typename F, typename... RangesThenToken>
+requires map_settled_token_arguments<F, RangesThenToken...>
+auto async_map_settled(Executor&& executor, const map_options& options, F&& f, RangesThenToken&&... args)
 {
-  return detail::initiate_map_on<true>(executor, std::forward<Args>(args)...);
+  return detail::initiate_map_on<true>(detail::io_executor_of(executor), options, std::forward<F>(f),
+                                       std::forward<RangesThenToken>(args)...);
+}
+
+/// The token form of async_map_settled with default options.
+template <detail::executor_or_context Executor, typename F, typename... RangesThenToken>
+requires map_settled_token_arguments<F, RangesThenToken...>
+auto async_map_settled(Executor&& executor, F&& f, RangesThenToken&&... args)
+{
+  return detail::initiate_map_on<true>(detail::io_executor_of(executor), map_options{}, std::forward<F>(f),
+                                       std::forward<RangesThenToken>(args)...);
+}
+
+/// A token form called without its token, or with something else last:
+/// rejected with a message that names what is wrong.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<false, F, Args...>
+void async_map(Executor&&, F&&, Args&&...)
+{
+  detail::diagnose_map_token<false, F, Args...>();
+}
+
+/// As above, with options.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<false, F, Args...>
+void async_map(Executor&&, const map_options&, F&&, Args&&...)
+{
+  detail::diagnose_map_token<false, F, Args...>();
+}
+
+/// async_map_settled called without a token or with a wrong one; see above.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<true, F, Args...>
+void async_map_settled(Executor&&, F&&, Args&&...)
+{
+  detail::diagnose_map_token<true, F, Args...>();
+}
+
+/// As above, with options.
+template <detail::executor_or_context Executor, typename F, typename... Args>
+requires detail::map_token_mistake<true, F, Args...>
+void async_map_settled(Executor&&, const map_options&, F&&, Args&&...)
+{
+  detail::diagnose_map_token<true, F, Args...>();
 }
 
 } // namespace fanout

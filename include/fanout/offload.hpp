@@ -1,6 +1,7 @@
 // fanout/offload.hpp — run blocking calls on a thread pool (asyncio.to_thread).
 #pragma once
 
+#include "fanout/detail/io_executor.hpp"
 #include "fanout/detail/offload_op.hpp"
 
 #include <boost/asio/async_result.hpp>
@@ -31,15 +32,18 @@ std::size_t blocking_pool_size();
 /// @p pool and completes @p token with its result.
 ///
 /// @param pool an executor for blocking work, e.g. fanout::blocking_executor()
-///        or your own `asio::thread_pool`'s.
+///        or your own `asio::thread_pool`'s (or the `thread_pool` itself).
 /// @param function called once on a @p pool thread; it must be
 ///        move-constructible. Its result must be void or default-constructible.
-/// @param token any completion token.
+/// @param token any completion token; by default the pool executor's default
+///        completion token (see detail::default_token_t: asio::deferred, or
+///        asio::use_awaitable before Boost 1.83).
 ///
 /// @par Completion signature
 /// `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when R is void.
 /// An exception thrown by @p function is delivered in the exception_ptr.
-/// The handler runs on its associated executor (or @p pool if it has none).
+/// The handler runs on its associated executor (or @p pool if it has none),
+/// which keeps outstanding work until then.
 ///
 /// @par Per-operation cancellation
 /// Any cancellation type: if the call has not started, it never will, and the
@@ -52,13 +56,13 @@ std::size_t blocking_pool_size();
 ///
 /// @par Thread safety
 /// May be called from any thread.
-template <
-    typename PoolExecutor, typename Function,
-    boost::asio::completion_token_for<detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>> Token>
-auto async_to_thread(const PoolExecutor& pool, Function&& function, Token&& token)
+template <detail::executor_or_context Pool, typename Function,
+          boost::asio::completion_token_for<detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>>
+              Token = detail::default_token_t<decltype(detail::io_executor_of(std::declval<Pool&>()))>>
+auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
 {
   using signature = detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>;
-  return boost::asio::async_initiate<Token, signature>(detail::initiate_offload{}, token, pool,
+  return boost::asio::async_initiate<Token, signature>(detail::initiate_offload{}, token, detail::io_executor_of(pool),
                                                        std::forward<Function>(function));
 }
 

@@ -3,6 +3,7 @@
 
 #include "fanout/detail/clock.hpp"
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/io_executor.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <utility>
 
 namespace fanout {
 
@@ -60,7 +62,12 @@ namespace detail {
 template <typename Handler, typename Executor>
 struct sleep_op
 {
-  sleep_op(Handler h, const Executor& ex, clock::duration d) : handler(std::move(h)), timer(ex, d) {}
+  sleep_op(Handler h, const Executor& ex, clock::duration d)
+      : work(handler_work(h, ex)), handler(std::move(h)), timer(ex, d)
+  {}
+  // Outstanding work on the handler's executor while the timer waits (the
+  // timer keeps only its own context's).
+  decltype(handler_work(std::declval<const Handler&>(), std::declval<const Executor&>())) work;
   Handler handler;
   boost::asio::steady_timer timer;
 };
@@ -74,7 +81,7 @@ struct initiate_sleep
   void operator()(Handler&& handler, const Executor& executor, clock::duration duration) const
   {
     using op_type = sleep_op<std::decay_t<Handler>, Executor>;
-    auto op = std::make_shared<op_type>(std::forward<Handler>(handler), executor, duration);
+    auto op = allocate_operation<op_type>(handler, std::forward<Handler>(handler), executor, duration);
     auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
     if (slot.is_connected())
       // Weakly: the op owns the handler, which owns the slot; a context
@@ -94,15 +101,20 @@ struct initiate_sleep
 /// Waits for @p duration on @p executor and then completes @p token, for code
 /// that is not written as coroutines.
 ///
-/// @param executor where the timer runs.
+/// @param executor where the timer runs: an executor, or an execution context
+///        (its executor).
 /// @param duration how long to wait (zero or negative: completes at once, through
 ///        the handler's executor, never inside this call).
 /// @param token any completion token: a callback, `asio::use_future`,
-///        `asio::deferred`, `asio::use_awaitable`, `asio::as_tuple(...)`.
+///        `asio::deferred`, `asio::use_awaitable`, `asio::as_tuple(...)`. The
+///        default is the executor's default completion token (see
+///        detail::default_token_t: asio::deferred, or asio::use_awaitable
+///        before Boost 1.83; `co_await fanout::async_sleep(ex, 1s)` either way).
 ///
 /// @par Completion signature
 /// `void(boost::system::error_code)`: success, or `asio::error::operation_aborted`
-/// when cancelled.
+/// when cancelled. The handler runs on its associated executor, or on
+/// @p executor if it has none; its executor keeps outstanding work until then.
 ///
 /// @par Per-operation cancellation
 /// `terminal`, `partial` and `total` cancellation through the handler's
@@ -111,12 +123,13 @@ struct initiate_sleep
 /// @code
 /// fanout::async_sleep(ctx.get_executor(), 10ms, [](boost::system::error_code ec) { ... });
 /// @endcode
-template <typename Executor, typename Rep, typename Period,
-          boost::asio::completion_token_for<void(boost::system::error_code)> Token>
-auto async_sleep(const Executor& executor, std::chrono::duration<Rep, Period> duration, Token&& token)
+template <detail::executor_or_context ExecutorOrContext, typename Rep, typename Period,
+          boost::asio::completion_token_for<void(boost::system::error_code)> Token =
+              detail::default_token_t<decltype(detail::io_executor_of(std::declval<ExecutorOrContext&>()))>>
+auto async_sleep(ExecutorOrContext&& executor, std::chrono::duration<Rep, Period> duration, Token&& token = Token())
 {
-  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(detail::initiate_sleep{}, token, executor,
-                                                                             detail::clamp_duration(duration));
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      detail::initiate_sleep{}, token, detail::io_executor_of(executor), detail::clamp_duration(duration));
 }
 
 } // namespace fanout

@@ -6,6 +6,7 @@
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
 #include "fanout/detail/executor_traits.hpp"
+#include "fanout/detail/io_executor.hpp"
 #include "fanout/detail/parked_waiters.hpp"
 #include "fanout/detail/signature.hpp"
 #include "fanout/detail/spawned_cancel.hpp"
@@ -335,16 +336,26 @@ public:
 
   /// Waits for the coroutine to finish.
   ///
+  /// @param token any completion token; by default the executor's default
+  ///        completion token (see detail::default_token_t: asio::deferred, or
+  ///        asio::use_awaitable before Boost 1.83; `co_await t.async_wait()` either way).
+  ///
   /// @par Completion signature
   /// `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for void).
   /// The handler runs on its associated executor, or on the task's executor if
-  /// it has none; never inside this call.
+  /// it has none; never inside this call. Its executor keeps outstanding work
+  /// until then.
   ///
   /// @par Per-operation cancellation
   /// Any cancellation type through the handler's slot cancels the task; the
   /// wait still completes only when the task has finished.
-  template <boost::asio::completion_token_for<signature> Token = boost::asio::use_awaitable_t<>>
-  auto async_wait(Token&& token = {}) const
+  ///
+  /// @throws `system_error(fanout::error::no_task)` from this call for an
+  ///         empty handle and a handler with no associated executor: there is
+  ///         no executor to complete it on. (A handler with an executor gets
+  ///         the same error as its completion.)
+  template <boost::asio::completion_token_for<signature> Token = detail::default_token_t<boost::asio::any_io_executor>>
+  auto async_wait(Token&& token = Token()) const
   {
     return boost::asio::async_initiate<Token, signature>(initiate_wait{}, token, state_);
   }
@@ -357,13 +368,18 @@ private:
     // completion posted below may end the awaiting frame that holds the caller's copy before we unlock
     {
       if (!state) {
-        auto ex = boost::asio::get_associated_executor(handler);
-        auto e = std::make_exception_ptr(boost::system::system_error(make_error_code(error::no_task), "fanout::task"));
-        if constexpr (std::is_void_v<T>)
-          detail::post_completion(std::forward<Handler>(handler), ex, e);
-        else
-          detail::post_completion(std::forward<Handler>(handler), ex, e, T{});
-        return;
+        if constexpr (!detail::has_associated_executor_v<Handler>) {
+          throw_error(error::no_task, "fanout::task::async_wait");
+        } else {
+          auto ex = boost::asio::get_associated_executor(handler);
+          auto e =
+              std::make_exception_ptr(boost::system::system_error(make_error_code(error::no_task), "fanout::task"));
+          if constexpr (std::is_void_v<T>)
+            detail::post_completion(std::forward<Handler>(handler), ex, e);
+          else
+            detail::post_completion(std::forward<Handler>(handler), ex, e, T{});
+          return;
+        }
       }
       std::unique_lock lock(state->mutex);
       if (state->done) {

@@ -7,6 +7,7 @@
 
 #include "fanout/detail/completion.hpp"
 #include "fanout/detail/errors.hpp"
+#include "fanout/detail/io_executor.hpp"
 #include "fanout/detail/parked_waiters.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -30,10 +31,10 @@ namespace fanout {
 
 /// What a task_group does when one of its tasks fails.
 enum class group_policy {
-  /// The first failure cancels every other task, and join() rethrows it once
+  /// The first failure cancels every other task, and async_join() rethrows it once
   /// they have all finished (asyncio.TaskGroup, Trio).
   fail_fast,
-  /// Failures cancel nothing and join() does not throw for them; each task's
+  /// Failures cancel nothing and async_join() does not throw for them; each task's
   /// own handle still rethrows its exception when awaited.
   keep_going,
 };
@@ -120,17 +121,17 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 } // namespace detail
 
 /// A scope for tasks: every task spawned into the group is awaited by
-/// join(), and none outlives the group's join.
+/// async_join(), and none outlives the group's join.
 ///
 /// - `g.spawn(awaitable)` starts a task on the group's executor now and
 ///   returns its fanout::task handle (which can be awaited or cancelled on its
 ///   own).
-/// - `co_await g.join()` waits until every task has finished, including tasks
-///   spawned while joining. With group_policy::fail_fast (the default) the
-///   first failure cancels the other tasks and join() rethrows it once they
-///   have finished.
-/// - Cancelling the coroutine that awaits join() cancels every task; join()
-///   then throws `operation_aborted` once they have finished.
+/// - `co_await g.async_join()` waits until every task has finished, including
+///   tasks spawned while joining. With group_policy::fail_fast (the default)
+///   the first failure cancels the other tasks and async_join() rethrows it
+///   once they have finished.
+/// - Cancelling the coroutine that awaits async_join() cancels every task;
+///   async_join() then throws `operation_aborted` once they have finished.
 /// - `g.cancel()` cancels every task (and any spawned later).
 /// - After a join has completed the group is closed: spawn() throws
 ///   `system_error(fanout::error::group_closed)`, and joining again completes
@@ -140,18 +141,23 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 ///   joins.
 ///
 /// @par Thread safety
-/// spawn(), cancel() and join() may be called from any thread.
+/// spawn(), cancel() and async_join() may be called from any thread.
 ///
 /// @code
 /// fanout::task_group g(co_await asio::this_coro::executor);
 /// for (auto& url : urls) g.spawn(fetch(url));
-/// co_await g.join();
+/// co_await g.async_join();
 /// @endcode
 class task_group
 {
 public:
   explicit task_group(boost::asio::any_io_executor executor, group_policy policy = group_policy::fail_fast)
       : state_(std::make_shared<detail::group_state>(std::move(executor), policy))
+  {}
+  /// A group on @p ctx's executor.
+  template <detail::io_context_like ExecutionContext>
+  explicit task_group(ExecutionContext& ctx, group_policy policy = group_policy::fail_fast)
+      : task_group(boost::asio::any_io_executor(ctx.get_executor()), policy)
   {}
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
@@ -208,14 +214,21 @@ public:
 
   /// Waits for every task of the group.
   ///
+  /// @param token any completion token; by default the executor's default
+  ///        completion token (see detail::default_token_t: asio::deferred, or
+  ///        asio::use_awaitable before Boost 1.83; `co_await g.async_join()` either way).
+  ///
   /// @par Completion signature
   /// `void(std::exception_ptr)`: null, the first failure (fail_fast), or
-  /// `operation_aborted` when the join was cancelled.
+  /// `operation_aborted` when the join was cancelled. The handler runs on its
+  /// associated executor, or on the group's if it has none; never inside this
+  /// call. Its executor keeps outstanding work until then.
   ///
   /// @par Per-operation cancellation
   /// Any type cancels every task; the join completes once they have finished.
-  template <boost::asio::completion_token_for<void(std::exception_ptr)> Token = boost::asio::use_awaitable_t<>>
-  auto join(Token&& token = {})
+  template <boost::asio::completion_token_for<void(std::exception_ptr)> Token =
+                detail::default_token_t<boost::asio::any_io_executor>>
+  auto async_join(Token&& token = Token())
   {
     return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
         [](auto handler, std::shared_ptr<detail::group_state> s) {
@@ -234,6 +247,14 @@ public:
                         });
         },
         token, state_);
+  }
+
+  /// async_join under its earlier name, whose default token is
+  /// `asio::use_awaitable` (it gives an `asio::awaitable<void>`).
+  template <boost::asio::completion_token_for<void(std::exception_ptr)> Token = boost::asio::use_awaitable_t<>>
+  auto join(Token&& token = Token())
+  {
+    return async_join(std::forward<Token>(token));
   }
 
 private:
@@ -271,7 +292,7 @@ boost::asio::awaitable<void> with_task_group(Body body, group_policy policy = gr
   co_await boost::asio::this_coro::throw_if_cancelled(false);
   std::exception_ptr joined;
   try {
-    co_await group.join();
+    co_await group.async_join();
   } catch (...) {
     joined = std::current_exception();
   }

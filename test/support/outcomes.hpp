@@ -54,15 +54,13 @@ inline std::string message_of(const std::exception_ptr& e)
   }
 }
 
-/// Awaits @p op and gives the exception it failed with (null on success).
-template <typename T>
-boost::asio::awaitable<std::exception_ptr> exception_of(boost::asio::awaitable<T> op)
+/// Awaits @p op (an awaitable, or an async operation such as one made with a
+/// default token) and gives the exception it failed with (null on success).
+template <typename Op>
+boost::asio::awaitable<std::exception_ptr> exception_of(Op op)
 {
   try {
-    if constexpr (std::is_void_v<T>)
-      co_await std::move(op);
-    else
-      (void)co_await std::move(op);
+    (void)co_await std::move(op);
   } catch (...) {
     co_return std::current_exception();
   }

@@ -376,7 +376,8 @@ private:
       started_ = true;
     }
     if (first_call) {
-      window_.set_executor(boost::asio::any_io_executor(boost::asio::get_associated_executor(handler)));
+      if (!window_.executor()) // a stream made without an executor runs where its first handler completes
+        window_.set_executor(boost::asio::any_io_executor(boost::asio::get_associated_executor(handler)));
       start();
     }
     // Room in the window again: spawn from the executor, not inside this initiation.

@@ -88,11 +88,11 @@ struct initiate_offload
   void operator()(Handler&& handler, const PoolExecutor& pool, Function&& function) const
   {
     using result = std::invoke_result_t<std::decay_t<Function>&>;
-    auto handler_ex = boost::asio::get_associated_executor(handler, pool);
-    auto work = boost::asio::prefer(handler_ex, boost::asio::execution::outstanding_work.tracked);
+    auto handler_ex = completion_executor(handler, pool);
+    auto work = handler_work(handler, pool);
     using op_type = offload_op<std::decay_t<Handler>, std::decay_t<Function>, decltype(work), decltype(handler_ex)>;
-    auto op = std::make_shared<op_type>(std::forward<Handler>(handler), std::forward<Function>(function),
-                                        std::move(work), handler_ex);
+    auto op = allocate_operation<op_type>(handler, std::forward<Handler>(handler), std::forward<Function>(function),
+                                          std::move(work), handler_ex);
 
     auto slot = boost::asio::get_associated_cancellation_slot(op->handler);
     if (slot.is_connected()) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fanout/detail/completion.hpp"
+#include "fanout/detail/handler_adapter.hpp"
 #include "fanout/detail/parked_handlers.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -24,8 +25,10 @@ namespace fanout::detail {
 /// destroys a handler: take() hands them over, and the owner completes them
 /// (complete_all) or destroys them after unlocking.
 ///
-/// Parking does three things, in this order: type-erases the handler,
-/// registers the owner with the parked-handlers service of the context (so
+/// Parking does four things, in this order: takes outstanding work on the
+/// executor the handler will complete on (its own, else the owner's), held
+/// by the parked handler until it has run or is destroyed; type-erases the
+/// handler; registers the owner with the parked-handlers service of the context (so
 /// that a context destroyed mid-operation frees the handler and what it owns),
 /// and assigns the handler's cancellation slot. The slot is assigned after
 /// type erasure: any_completion_handler takes over the handler's slot and
@@ -40,7 +43,8 @@ public:
   parked_waiters(parked_waiters&&) noexcept = default;
   parked_waiters& operator=(parked_waiters&&) noexcept = default;
 
-  /// Parks @p handler for @p owner, whose context is @p executor's.
+  /// Parks @p handler for @p owner, whose context is @p executor's (the
+  /// operation's I/O executor).
   /// @p on_cancel(cancellation_type_t) runs when the handler's slot is
   /// emitted; it must hold @p owner weakly (the owner holds the handler, and
   /// the handler's slot holds on_cancel).
@@ -48,8 +52,12 @@ public:
   void park(Handler&& handler, const std::shared_ptr<handler_parker>& owner, const Executor& executor,
             OnCancel on_cancel)
   {
-    handler_type& parked =
-        first_ ? more_.emplace_back(std::forward<Handler>(handler)) : first_.emplace(std::forward<Handler>(handler));
+    auto work = handler_work(handler, executor);
+    auto working =
+        adapt_handler(std::forward<Handler>(handler), [work = std::move(work)](auto&& h, auto&&... args) mutable {
+          std::move(h)(std::forward<decltype(args)>(args)...);
+        });
+    handler_type& parked = first_ ? more_.emplace_back(std::move(working)) : first_.emplace(std::move(working));
     if (!service_)
       service_ = &parked_handlers_of(executor);
     owner_ = owner.get();
