@@ -230,6 +230,38 @@ FANOUT_CO_TEST_CASE(a_callable_that_throws_on_its_first_call_fails_the_map_and_s
   BOOST_TEST(outcomes[9].value() == 9);
 }
 
+FANOUT_CO_TEST_CASE(offloaded_without_a_limit_calls_already_started_run_on_and_queued_ones_never_start)
+{
+  // Three times as many items as pool threads: the first call throws at once,
+  // the others block long enough that no pool thread is free before the
+  // failure's cancellation has reached every queued call.
+  const int pool = static_cast<int>(fanout::blocking_pool_size());
+  const int items = 3 * pool;
+  const auto call_time = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(0.1 + fanout::test::late_slack_seconds));
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  const auto first_call_throws = [&](int i) {
+    if (started++ == 0)
+      throw tagged_error(i);
+    std::this_thread::sleep_for(call_time);
+    ++finished;
+    return i;
+  };
+  const auto e = co_await exception_of(
+      fanout::async_map({.blocking = fanout::blocking_policy::offload}, first_call_throws, iota_vector(items)));
+  BOOST_TEST(tag_of(e) >= 0); // the failing call's own exception
+  // The calls the pool had already started ran to completion before the map
+  // completed; the rest never started, then or later. Started: one per pool
+  // thread, and one more for the thread whose call threw, which is free
+  // again before the map has even seen the failure.
+  const int started_then = started.load();
+  BOOST_TEST(started_then <= pool + 1);
+  BOOST_TEST(finished.load() == started_then - 1);
+  std::this_thread::sleep_for(2 * call_time);
+  BOOST_TEST(started.load() == started_then);
+}
+
 FANOUT_CO_TEST_CASE(a_null_std_function_as_the_callable_is_reported_as_bad_function_call)
 {
   const std::function<int(int)> no_plain;

@@ -143,6 +143,58 @@ BOOST_AUTO_TEST_CASE(a_sync_map_that_is_never_iterated_starts_nothing)
   BOOST_TEST(c->started.load() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_range_moved_before_it_started_yields_every_result_from_the_new_one)
+{
+  auto c = std::make_shared<counters>();
+  const std::vector<int> values{3, 1, 2};
+  std::vector<int> got;
+  {
+    auto r = fanout::sync_map([c](int v) { return sleepy(c, v, v); }, values);
+    auto r2 = std::move(r);
+    BOOST_TEST(r.ended()); // NOLINT(bugprone-use-after-move): the moved-from state is specified
+    BOOST_TEST((r.begin() == std::default_sentinel));
+    for (int v : r2)
+      got.push_back(v);
+  } // both destroyed
+  BOOST_TEST(got == values);
+  BOOST_TEST(c->started.load() == 3);
+  BOOST_TEST(c->running.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_range_moved_after_it_started_goes_on_from_its_current_result)
+{
+  auto c = std::make_shared<counters>();
+  const std::vector<int> values{1, 2, 3};
+  std::vector<int> got;
+  {
+    auto r = fanout::sync_map([c](int v) { return sleepy(c, v, v); }, values);
+    auto it = r.begin();
+    BOOST_TEST(*it == 1);
+    auto r2 = std::move(r); // `it` is now invalid
+    BOOST_TEST(r.ended());  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+    for (auto it2 = r2.begin(); it2 != r2.end(); ++it2)
+      got.push_back(*it2);
+  }
+  BOOST_TEST(got == values);
+  BOOST_TEST(c->running.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_started_range_moved_and_dropped_early_cancels_and_waits_for_the_rest)
+{
+  auto c = std::make_shared<counters>();
+  const std::vector<int> units{1, 200, 200};
+  const auto start = fanout::clock::now();
+  {
+    auto r = fanout::sync_map([c](int u) { return sleepy(c, u, u); }, units);
+    BOOST_TEST(*r.begin() == 1);
+    auto r2 = std::move(r);
+    // r2 is destroyed first, mid-map, then the moved-from r.
+  }
+  BOOST_TEST(c->started.load() == 3);
+  BOOST_TEST(c->running.load() == 0);
+  BOOST_TEST(seconds_since(start) < 2.0); // not the 200-unit (10 s) sleeps
+}
+
 BOOST_AUTO_TEST_CASE(a_failing_item_is_rethrown_from_the_loop_after_the_others_were_cancelled)
 {
   auto c = std::make_shared<counters>();

@@ -107,8 +107,15 @@ concept map_function = (sizeof...(Ranges) > 0) &&
 /// - `f(args...)` may return `asio::awaitable<R>` (awaited), a plain `R` (a
 ///   blocking call: made inline on the event loop by default, exactly the
 ///   post's behaviour, or on fanout's blocking pool with
-///   `blocking_policy::offload`), or a fanout::invocation<R> (from a
-///   fanout::callable, for ranges that mix both kinds).
+///   `blocking_policy::offload`), a fanout::invocation<R> (from a
+///   fanout::callable, for ranges that mix both kinds), or an Asio async
+///   operation not yet started with one completion signature (e.g.
+///   `timer.async_wait(asio::deferred)`): it is started by awaiting it, an
+///   error_code failure is an item failure (`boost::system::system_error`),
+///   and it is cancelled like any item. One that cannot be run is rejected at
+///   compile time.
+/// - R need only be move-constructible (no default constructor, no copy),
+///   with or without `item_timeout` and `deadline`, in every form of the map.
 /// - Items start in input order; with `options.max_concurrency` = n > 0, at
 ///   most n run at once and inputs are pulled only as slots free up. Inline
 ///   blocking calls run one at a time, whatever the limit.

@@ -34,7 +34,8 @@ std::size_t blocking_pool_size();
 /// @param pool an executor for blocking work, e.g. fanout::blocking_executor()
 ///        or your own `asio::thread_pool`'s (or the `thread_pool` itself).
 /// @param function called once on a @p pool thread; it must be
-///        move-constructible. Its result must be void or default-constructible.
+///        move-constructible. Its result must be void or default-constructible
+///        (a failure passes `R{}`); to_thread has no such requirement.
 /// @param token any completion token; by default the pool executor's default
 ///        completion token (see detail::default_token_t: asio::deferred, or
 ///        asio::use_awaitable before Boost 1.83).
@@ -61,7 +62,11 @@ template <detail::executor_or_context Pool, typename Function,
               Token = detail::default_token_t<decltype(detail::io_executor_of(std::declval<Pool&>()))>>
 auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
 {
-  using signature = detail::value_signature_t<std::invoke_result_t<std::decay_t<Function>&>>;
+  using result = std::invoke_result_t<std::decay_t<Function>&>;
+  static_assert(detail::failure_carries_value_v<result>,
+                "fanout::async_to_thread: the result must be void or default-constructible, since a failure completes "
+                "with void(std::exception_ptr, R) and passes R{}; fanout::to_thread needs only a move-constructible R");
+  using signature = detail::value_signature_t<result>;
   return boost::asio::async_initiate<Token, signature>(detail::initiate_offload{}, token, detail::io_executor_of(pool),
                                                        std::forward<Function>(function));
 }
@@ -71,6 +76,7 @@ auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
 ///
 /// @p f and @p args are decay-copied (use std::ref to pass a reference), as
 /// std::thread does. Exceptions thrown by the call are rethrown to the awaiter.
+/// The result need only be move-constructible (or void).
 ///
 /// @par Cancellation
 /// Cancelling the awaiting coroutine before the call starts means it never
@@ -84,12 +90,10 @@ template <typename F, typename... Args>
 requires std::invocable < std::decay_t<F>
 &, std::decay_t<Args>&... > [[nodiscard]] auto to_thread(F&& f, Args&&... args)
 {
-  return async_to_thread(
-      blocking_executor(),
-      [fn = std::forward<F>(f), tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable {
-        return std::apply(fn, tuple);
-      },
-      boost::asio::use_awaitable);
+  auto call = [fn = std::forward<F>(f), tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+    return std::apply(fn, tuple);
+  };
+  return detail::offload_call<std::invoke_result_t<decltype(call)&>>(blocking_executor(), std::move(call));
 }
 
 } // namespace fanout

@@ -21,6 +21,12 @@ namespace fanout {
 /// The results of a map as a lazy input range for synchronous code (see
 /// sync_map). Move-only; iterate it once.
 ///
+/// - Moving the range, before or after `begin()`, moves the map: the new range
+///   owns everything and goes on from where the old one was (its `begin()`
+///   gives the current result again). Iterators of the moved-from range are
+///   invalid; the moved-from range itself is empty (ended) and safe to
+///   destroy.
+///
 /// - `begin()` starts the map and runs the io_context until the first result
 ///   is ready; each `++` runs it until the next one is. Results come in input
 ///   order, each as soon as it and those before it are done, while later items
@@ -87,10 +93,11 @@ public:
     }
   }
 
-  /// Starts the map and waits for its first result.
+  /// Starts the map and waits for its first result (a moved-from range
+  /// gives an ended iterator).
   iterator begin()
   {
-    if (!started_) {
+    if (!started_ && !ended_) {
       started_ = true;
       advance();
     }

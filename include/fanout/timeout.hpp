@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace fanout {
@@ -29,7 +31,9 @@ namespace fanout {
 ///
 /// @par Completion signature
 /// `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for void); a
-/// non-void T must be default-constructible, as with `asio::co_spawn`.
+/// non-void T must be default-constructible, as with `asio::co_spawn` (a
+/// failure passes `T{}`). with_deadline and with_timeout need only a
+/// move-constructible T.
 ///
 /// @par Per-operation cancellation
 /// Every cancellation type is forwarded to @p op; the operation completes
@@ -42,13 +46,18 @@ template <typename Executor, typename T, typename AwaitableExecutor,
 auto async_with_deadline(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> op,
                          clock::time_point deadline, Token&& token)
 {
+  static_assert(detail::failure_carries_value_v<T>,
+                "fanout::async_with_deadline: T must be default-constructible, since a failure completes with "
+                "void(std::exception_ptr, T) and passes T{} (as asio::co_spawn); fanout::with_deadline and "
+                "fanout::with_timeout need only a move-constructible T");
   return boost::asio::async_initiate<Token, detail::value_signature_t<T>>(detail::initiate_with_deadline{}, token,
                                                                           executor, std::move(op), deadline);
 }
 
 /// Awaits @p op, but no later than @p deadline (Trio's `fail_at`): see
 /// async_with_deadline for the outcome. Throws
-/// `boost::system::system_error(fanout::error::timed_out)` on expiry.
+/// `boost::system::system_error(fanout::error::timed_out)` on expiry. T need
+/// only be move-constructible (or void).
 ///
 /// @code
 /// auto body = co_await fanout::with_deadline(fetch(url), start + 2s);
@@ -57,8 +66,17 @@ template <typename T, typename Executor>
 [[nodiscard]] boost::asio::awaitable<T, Executor> with_deadline(boost::asio::awaitable<T, Executor> op,
                                                                 clock::time_point deadline)
 {
-  co_return co_await async_with_deadline(co_await boost::asio::this_coro::executor, std::move(op), deadline,
-                                         boost::asio::use_awaitable_t<Executor>{});
+  const auto executor = co_await boost::asio::this_coro::executor;
+  if constexpr (std::is_void_v<T>) {
+    co_await async_with_deadline(executor, std::move(op), deadline, boost::asio::use_awaitable_t<Executor>{});
+  } else {
+    // The value goes straight into this frame, which outlives the operation:
+    // the operation completes only once op has finished.
+    std::optional<T> value;
+    co_await async_with_deadline(executor, detail::store_value(&value, std::move(op)), deadline,
+                                 boost::asio::use_awaitable_t<Executor>{});
+    co_return std::move(*value);
+  }
 }
 
 /// Awaits @p op for at most @p timeout (asyncio's `wait_for`); throws

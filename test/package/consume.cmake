@@ -1,4 +1,7 @@
-# cmake -DMODE=... -DCONSUMER=... -DSCRATCH=... [-DFANOUT_BUILD_DIR=...] -DFANOUT_SOURCE_DIR=... -DARGS=... -P consume.cmake
+# cmake -DMODE=... -DCONSUMER=... -DSCRATCH=... [-DFANOUT_BUILD_DIR=...] -DFANOUT_SOURCE_DIR=... -DARGS=...
+#       [-DCXX=... -DCXX_FLAGS=... -DLINKER_FLAGS=...] -P consume.cmake
+# MODE: find_package, add_subdirectory, FetchContent (from a git URL) or
+# pkg-config (the consumer compiled by the compiler alone, with pkg-config's flags).
 file(REMOVE_RECURSE ${SCRATCH})
 file(MAKE_DIRECTORY ${SCRATCH})
 
@@ -10,14 +13,68 @@ function(run)
   message(STATUS "${out}")
 endfunction()
 
-set(configure_args ${ARGS} -DFANOUT_CONSUMER_MODE=${MODE} -DFANOUT_SOURCE_DIR=${FANOUT_SOURCE_DIR})
-if(MODE STREQUAL "find_package")
-  # Install the already-built library into a scratch prefix, as a user would.
-  run(${CMAKE_COMMAND} --install ${FANOUT_BUILD_DIR} --prefix ${SCRATCH}/prefix)
-  list(APPEND configure_args -DCMAKE_PREFIX_PATH=${SCRATCH}/prefix)
-  if(NOT EXISTS ${SCRATCH}/prefix/lib/pkgconfig/fanout.pc)
+# Installs the already-built library into a scratch prefix, as a user would.
+function(install_into prefix)
+  run(${CMAKE_COMMAND} --install ${FANOUT_BUILD_DIR} --prefix ${prefix})
+  if(NOT EXISTS ${prefix}/lib/pkgconfig/fanout.pc)
     message(FATAL_ERROR "fanout.pc was not installed")
   endif()
+endfunction()
+
+if(MODE STREQUAL "pkg-config")
+  install_into(${SCRATCH}/prefix)
+  find_program(PKG_CONFIG pkg-config REQUIRED)
+  set(ENV{PKG_CONFIG_PATH} ${SCRATCH}/prefix/lib/pkgconfig)
+  execute_process(COMMAND ${PKG_CONFIG} --cflags --libs fanout RESULT_VARIABLE rc OUTPUT_VARIABLE flags
+                  ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config --cflags --libs fanout failed: ${err}")
+  endif()
+  message(STATUS "pkg-config --cflags --libs fanout: ${flags}")
+  if(flags MATCHES "-std=")
+    message(FATAL_ERROR "fanout.pc forces a language standard: ${flags}")
+  endif()
+  string(REGEX MATCH "-I([^ ]*)" _ "${flags}")
+  file(REAL_PATH "${CMAKE_MATCH_1}" include_dir)
+  if(NOT include_dir STREQUAL "${SCRATCH}/prefix/include" OR NOT flags MATCHES "-pthread")
+    message(FATAL_ERROR "fanout.pc names no -I${SCRATCH}/prefix/include or no -pthread: ${flags}")
+  endif()
+  # The consumer's own standard, later than fanout's, must stay its own.
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  separate_arguments(cxx_flags UNIX_COMMAND "${CXX_FLAGS} ${LINKER_FLAGS}")
+  run(${CXX} -std=c++2b -DFANOUT_CONSUMER_EXPECTS_CXX23 ${cxx_flags} ${CONSUMER}/main.cpp ${flags}
+      -o ${SCRATCH}/consumer)
+  run(${SCRATCH}/consumer)
+  return()
+endif()
+
+set(configure_args ${ARGS} -DFANOUT_CONSUMER_MODE=${MODE} -DFANOUT_SOURCE_DIR=${FANOUT_SOURCE_DIR})
+if(MODE STREQUAL "find_package")
+  install_into(${SCRATCH}/prefix)
+  list(APPEND configure_args -DCMAKE_PREFIX_PATH=${SCRATCH}/prefix)
+elseif(MODE STREQUAL "FetchContent")
+  # A git repository holding the source tree as it is now (tracked and new
+  # files, edits included), fetched by URL as from a remote.
+  find_program(GIT git REQUIRED)
+  execute_process(COMMAND ${GIT} -C ${FANOUT_SOURCE_DIR} ls-files --cached --others --exclude-standard
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE files OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${FANOUT_SOURCE_DIR} is not a git checkout")
+  endif()
+  set(repo ${SCRATCH}/fanout.git)
+  string(REPLACE "\n" ";" files "${files}")
+  foreach(f IN LISTS files)
+    if(EXISTS ${FANOUT_SOURCE_DIR}/${f})
+      get_filename_component(dir ${repo}/${f} DIRECTORY)
+      file(COPY ${FANOUT_SOURCE_DIR}/${f} DESTINATION ${dir})
+    endif()
+  endforeach()
+  set(git ${GIT} -C ${repo} -c user.name=fanout -c user.email=fanout@localhost -c init.defaultBranch=main)
+  run(${git} init -q)
+  run(${git} add -A)
+  run(${git} commit -q -m snapshot)
+  run(${git} tag v-test)
+  list(APPEND configure_args -DFANOUT_GIT_URL=file://${repo} -DFANOUT_GIT_TAG=v-test)
 endif()
 run(${CMAKE_COMMAND} -S ${CONSUMER} -B ${SCRATCH}/build ${configure_args})
 run(${CMAKE_COMMAND} --build ${SCRATCH}/build -j2)

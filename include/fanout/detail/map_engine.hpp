@@ -50,8 +50,7 @@ public:
   using args_type = typename Input::args_type;
   using value_type = item_value_t<F, args_type>;
   // Plain calls made inline cannot overlap anything: one at a time.
-  static constexpr bool plain_calls =
-      !awaitable_type<item_call_t<F, args_type>> && !invocation_type<item_call_t<F, args_type>>;
+  static constexpr bool plain_calls = plain_call_type<item_call_t<F, args_type>>;
   using storable_type = std::conditional_t<std::is_void_v<Stored>, no_value, Stored>;
   using sink_type = std::conditional_t<as_completed, completion_queue<storable_type>, ordered_cells<storable_type>>;
   using result_type = std::conditional_t<std::is_void_v<Stored>, void, std::vector<storable_type>>;

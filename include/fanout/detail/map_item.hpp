@@ -1,5 +1,6 @@
 // One item of a map: what f(args...) returns, and how it is run (awaited,
-// called inline, offloaded to the blocking pool, under the item timeout).
+// started as an Asio operation, called inline, offloaded to the blocking
+// pool, under the item timeout).
 #pragma once
 
 #include "fanout/detail/clock.hpp"
@@ -8,8 +9,10 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/version.hpp>
 
 #include <optional>
 #include <tuple>
@@ -47,12 +50,50 @@ concept invocation_type = requires(T& t)
   t.take_blocking();
 };
 
+/// An Asio asynchronous operation not yet started, with one completion
+/// signature: a deferred operation (`timer.async_wait(asio::deferred)`), or
+/// any object `op` that `std::move(op)(token)` initiates. The item starts it
+/// by awaiting it with `use_awaitable`, under the item's cancellation slot:
+/// an error_code failure is thrown as `boost::system::system_error`, an
+/// exception_ptr one rethrown.
+template <typename T>
+concept async_operation_type = !awaitable_type<T> && !invocation_type<T> && requires(T && op)
+{
+  {
+    std::move(op)(boost::asio::use_awaitable_t<>{})
+    } -> awaitable_type;
+};
+
+/// Anything Asio would take for an asynchronous operation (deferred, or one
+/// that accepts a completion token), runnable by a map or not.
+template <typename T>
+concept asio_operation_like = boost::asio::is_deferred<T>::value
+#if BOOST_ASIO_VERSION >= 102800
+    || boost::asio::is_async_operation<T>::value
+#endif
+    ;
+
+/// What f returned is a blocking call's result, to be made inline or
+/// offloaded.
+template <typename T>
+concept plain_call_type = !awaitable_type<T> && !invocation_type<T> && !async_operation_type<T>;
+
 /// What awaiting an item gives, from what f returned: T for
-/// `awaitable<T>` and `invocation<T>`, else the plain call's own result.
+/// `awaitable<T>` and `invocation<T>`, what `co_await op(use_awaitable)`
+/// gives for an async operation, else the plain call's own result.
 template <typename R>
 struct item_value
 {
+  static_assert(!asio_operation_like<R>,
+                "fanout::async_map: f returns an Asio deferred object or asynchronous operation that cannot be run "
+                "as an item: an item operation must have exactly one completion signature (void(error_code, T), "
+                "void(T), void(error_code), void(std::exception_ptr, T) or void()) and accept asio::use_awaitable");
   using type = R;
+};
+template <async_operation_type R>
+struct item_value<R>
+{
+  using type = typename awaitable_traits<decltype(std::declval<R>()(boost::asio::use_awaitable_t<>{}))>::value_type;
 };
 template <awaitable_type R>
 struct item_value<R>
@@ -94,15 +135,6 @@ boost::asio::awaitable<V> timed_item(boost::asio::awaitable<V> op, clock::time_p
   }
 }
 
-/// Makes the blocking @p call on the blocking pool.
-template <typename V, typename Call>
-boost::asio::awaitable<V> offload_call(Call call)
-{
-  boost::asio::use_awaitable_t<> token;
-  return boost::asio::async_initiate<boost::asio::use_awaitable_t<>, value_signature_t<V>>(
-      initiate_offload{}, token, blocking_executor(), std::move(call));
-}
-
 /// An item whose call is not an awaitable, as one: the coroutine an
 /// invocation holds, or the blocking call made inline or offloaded.
 template <typename V, typename F, typename Args>
@@ -114,11 +146,11 @@ boost::asio::awaitable<V> call_item(F& f, Args& args, bool offload)
     if (!call.is_blocking())
       co_return co_await call.take_coroutine();
     else if (offload)
-      co_return co_await offload_call<V>(call.take_blocking());
+      co_return co_await offload_call<V>(blocking_executor(), call.take_blocking());
     else
       co_return call.take_blocking()();
   } else if (offload) {
-    co_return co_await offload_call<V>([&f, &args] { return std::apply(f, args); });
+    co_return co_await offload_call<V>(blocking_executor(), [&f, &args] { return std::apply(f, args); });
   } else {
     co_return std::apply(f, args);
   }
@@ -131,6 +163,8 @@ boost::asio::awaitable<V> run_item(F& f, Args& args, const item_settings& settin
   auto op = [&]() -> boost::asio::awaitable<V> {
     if constexpr (awaitable_type<item_call_t<F, Args>>)
       return std::apply(f, args);
+    else if constexpr (async_operation_type<item_call_t<F, Args>>)
+      return std::apply(f, args)(boost::asio::use_awaitable_t<>{}); // starts when awaited
     else
       return call_item<V>(f, args, settings.offload);
   };

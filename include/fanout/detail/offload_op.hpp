@@ -9,11 +9,14 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <exception>
@@ -132,6 +135,26 @@ struct initiate_offload
     });
   }
 };
+
+/// Makes the blocking @p call (no arguments) on @p pool and gives its result
+/// to the awaiting coroutine. A result that cannot be default-constructed
+/// (which a failure of `void(std::exception_ptr, V)` would need) travels in a
+/// `std::optional`, so V need only be move-constructible.
+template <typename V, typename PoolExecutor, typename Call>
+boost::asio::awaitable<V> offload_call(PoolExecutor pool, Call call)
+{
+  boost::asio::use_awaitable_t<> token;
+  if constexpr (failure_carries_value_v<V>) {
+    return boost::asio::async_initiate<boost::asio::use_awaitable_t<>, value_signature_t<V>>(
+        initiate_offload{}, token, std::move(pool), std::move(call));
+  } else {
+    auto optional_call = [c = std::move(call)]() mutable { return std::optional<V>(std::in_place, c()); };
+    return [](auto op) -> boost::asio::awaitable<V> {
+      co_return std::move(*co_await std::move(op));
+    }(boost::asio::async_initiate<boost::asio::use_awaitable_t<>, void(std::exception_ptr, std::optional<V>)>(
+                           initiate_offload{}, token, std::move(pool), std::move(optional_call)));
+  }
+}
 
 } // namespace detail
 

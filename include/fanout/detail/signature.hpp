@@ -3,6 +3,7 @@
 #pragma once
 
 #include <exception>
+#include <type_traits>
 
 namespace fanout::detail {
 
@@ -20,5 +21,13 @@ struct value_signature<void>
 
 template <typename T>
 using value_signature_t = typename value_signature<T>::type;
+
+/// True if an operation with value_signature_t<T> can report a failure: void,
+/// or a T to pass beside the exception (a default-constructed one, as
+/// `asio::co_spawn` requires). Other value types go through an awaitable form
+/// that carries the value in a `std::optional`, and need only be
+/// move-constructible.
+template <typename T>
+inline constexpr bool failure_carries_value_v = std::is_void_v<T> || std::is_default_constructible_v<T>;
 
 } // namespace fanout::detail

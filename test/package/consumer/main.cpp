@@ -5,6 +5,11 @@
 #include <iostream>
 #include <vector>
 
+#ifdef FANOUT_CONSUMER_EXPECTS_CXX23
+// fanout's flags must leave the consumer's language standard alone.
+static_assert(__cplusplus > 202002L, "the consumer's -std was overridden");
+#endif
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
