@@ -130,10 +130,7 @@ void map_window::launch(place* p, direct_worker worker)
 {
   // The thread's cancellation state is connected to the place's slot here,
   // off the strand: safe for the reason given in spawn().
-  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(
-      std::move(worker), *p->strand, p->cancel.signal.slot(), boost::asio::cancellation_state(p->cancel.signal.slot()));
-  // Started on the strand, inline when already there (as co_spawn does).
-  boost::asio::dispatch(*p->strand, [thread = std::move(thread)]() mutable { thread.launch(); });
+  start_direct_worker(std::move(worker), *p->strand, p->cancel.signal.slot());
 }
 
 bool map_window::leave(place* p)

@@ -4,7 +4,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/version.hpp>
+
+#include <utility>
 
 // The direct start is known to match Asio's coroutine threads from Asio 1.26
 // (Boost 1.81) to Asio 1.36 (Boost 1.89). Outside that range, or when
@@ -30,6 +35,19 @@ namespace fanout::detail {
 /// and no cancellation proxy. It must let no exception escape.
 using direct_worker =
     boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
+
+/// Starts @p worker as its own coroutine thread on @p ex, inline when already
+/// there (as co_spawn does), with @p slot as the thread's cancellation slot.
+/// The slot is connected here, by the caller's thread: the caller makes sure
+/// nothing emits on it until the worker's body runs. A template only so that
+/// it is instantiated where used (src/map_window.cpp), not in every includer.
+template <typename Executor>
+void start_direct_worker(direct_worker worker, const Executor& ex, boost::asio::cancellation_slot slot)
+{
+  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(std::move(worker), ex, slot,
+                                                                             boost::asio::cancellation_state(slot));
+  boost::asio::dispatch(ex, [thread = std::move(thread)]() mutable { thread.launch(); });
+}
 #endif
 
 /// The coroutine type of a worker on this build: a direct worker, or an
