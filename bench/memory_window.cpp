@@ -12,6 +12,10 @@
 //                    goes through the inputs;
 //      - "yielding": the item yields to the executor once (co_await
 //                    asio::post), so the window fills up: W workers in flight.
+//    And a pipeline: the same N inputs through three chained stages (two
+//    async_map_stream stages, the second reading the first, and an
+//    async_map reading the second), each with a window of 100; the last
+//    stage checks that the values arrive in input order.
 // 2. Sleep overshoot: K = 20 sequential fanout::sleep(50 ms) on an io_context;
 //    the median and maximum of (measured - requested).
 //
@@ -24,6 +28,7 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <fanout/async_map.hpp>
 #include <fanout/map_options.hpp>
+#include <fanout/map_stream.hpp>
 #include <fanout/run.hpp>
 #include <fanout/sleep.hpp>
 
@@ -49,6 +54,7 @@
 #include <exception>
 #include <iterator>
 #include <ranges>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -140,10 +146,37 @@ window_report run_window_case(std::int64_t n, std::size_t window, F item)
   return r;
 }
 
-// Runs the case in a forked child (so that each peak is its own) and reads
-// its report from a pipe. Forked before any thread exists.
+// Three chained stages of window @p window over the N inputs; @p item is
+// the last stage's.
 template <typename F>
-window_report in_child(std::int64_t n, std::size_t window, F item)
+window_report run_pipeline_case(std::int64_t n, std::size_t window, F item)
+{
+  window_report r;
+  r.start_rss_kib = max_rss_kib();
+  asio::io_context ctx(1);
+  fanout::declare_single_threaded(ctx);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto pipeline = [](std::int64_t count, std::size_t w, F last) -> asio::awaitable<void> {
+    auto first = fanout::async_map_stream(
+        {.max_concurrency = w}, [](std::int64_t i) -> asio::awaitable<std::int64_t> { co_return i; },
+        counting_range(count));
+    auto second = fanout::async_map_stream(
+        {.max_concurrency = w}, [](std::int64_t i) -> asio::awaitable<std::int64_t> { co_return i; }, first);
+    co_await fanout::async_map({.max_concurrency = w}, last, second);
+  };
+  asio::co_spawn(ctx, pipeline(n, window, item), [&](std::exception_ptr e) { r.failed = e ? 1 : 0; });
+  ctx.run();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.peak_rss_kib = max_rss_kib();
+  r.items = seen.items;
+  r.sum = seen.sum;
+  return r;
+}
+
+// Runs @p run(n, window, item) in a forked child (so that each peak is its
+// own) and reads its report from a pipe. Forked before any thread exists.
+template <typename Run, typename F>
+window_report in_child(Run run, std::int64_t n, std::size_t window, F item)
 {
   int fds[2];
   if (pipe(fds) != 0) {
@@ -159,7 +192,7 @@ window_report in_child(std::int64_t n, std::size_t window, F item)
     close(fds[0]);
     window_report r;
     try {
-      r = run_window_case(n, window, item);
+      r = run(n, window, item);
     } catch (...) {
       r.failed = 1;
     }
@@ -268,14 +301,26 @@ int main(int argc, char** argv)
     ++seen.items;
     seen.sum += i;
   };
-  const window_report t = in_child(n, window, trivial);
-  const window_report y = in_child(n, window, yielding);
+  // The last stage of the pipeline: counts, sums, and sees the inputs in order.
+  const auto in_order = [](std::int64_t i) {
+    if (i != seen.items)
+      throw std::runtime_error("out of order");
+    ++seen.items;
+    seen.sum += i;
+  };
+  constexpr std::size_t stage_window = 100;
+  const auto window_case = [](std::int64_t count, std::size_t w, auto f) { return run_window_case(count, w, f); };
+  const auto pipeline_case = [](std::int64_t count, std::size_t w, auto f) { return run_pipeline_case(count, w, f); };
+  const window_report t = in_child(window_case, n, window, trivial);
+  const window_report y = in_child(window_case, n, window, yielding);
+  const window_report p = in_child(pipeline_case, n, stage_window, in_order);
   const sleep_report s = measure_sleep(std::chrono::milliseconds(sleep_ms), samples);
 
-  const long peak = std::max(t.peak_rss_kib, y.peak_rss_kib);
+  const long peak = std::max({t.peak_rss_kib, y.peak_rss_kib, p.peak_rss_kib});
   std::printf("{\n  \"lazy_window\": [\n");
   print_case("trivial", t, n, window, false);
-  print_case("yielding", y, n, window, true);
+  print_case("yielding", y, n, window, false);
+  print_case("pipeline_3_stages", p, n, stage_window, true);
   std::printf("  ],\n");
   std::printf("  \"sleep\": {\"requested_ms\": %ld, \"samples\": %d, \"median_overshoot_ms\": %.3f, "
               "\"min_overshoot_ms\": %.3f, \"max_overshoot_ms\": %.3f},\n",
@@ -284,5 +329,5 @@ int main(int argc, char** argv)
               "\"median_overshoot_below_0_5_ms\": %s}\n}\n",
               static_cast<double>(peak) / 1024.0, peak < 64 * 1024 ? "true" : "false",
               s.median_ms < 0.5 ? "true" : "false");
-  return window_ok(t, n) && window_ok(y, n) ? 0 : 1;
+  return window_ok(t, n) && window_ok(y, n) && window_ok(p, n) ? 0 : 1;
 }

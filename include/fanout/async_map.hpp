@@ -9,6 +9,7 @@
 #include "fanout/detail/io_executor.hpp"
 #include "fanout/detail/map_completion.hpp"
 #include "fanout/detail/map_engine.hpp"
+#include "fanout/detail/map_source.hpp"
 #include "fanout/detail/signature.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -32,13 +33,63 @@ namespace fanout {
 
 namespace detail {
 
+// A map's inputs are either ranges (zipped) or one asynchronous source.
+template <typename R>
+concept range_argument = std::ranges::input_range<typename range_holder<R>::range_type&>;
+template <typename R>
+concept source_argument = !range_argument<R> && async_source_type<std::remove_cvref_t<R>>;
+
 template <typename... Ranges>
-using map_input_t = zip_input<range_holder<Ranges>...>;
+struct map_input_select
+{
+  using type = zip_input<range_holder<Ranges>...>;
+};
+template <source_argument R>
+struct map_input_select<R>
+{
+  using type = source_input<R>;
+};
+
+template <typename... Ranges>
+using map_input_t = typename map_input_select<Ranges...>::type;
+
+template <typename... Ranges>
+map_input_t<Ranges...> make_map_input(Ranges&&... ranges)
+{
+  if constexpr (map_input_t<Ranges...>::asynchronous)
+    return map_input_t<Ranges...>(std::forward<Ranges>(ranges)...);
+  else
+    return map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...);
+}
+
+// One item's arguments; no member for inputs that are neither (a
+// substitution failure where the overloads are chosen).
+template <typename... Ranges>
+struct map_args
+{
+};
+template <typename... Ranges>
+requires(sizeof...(Ranges) > 0 && (range_argument<Ranges> && ...)) struct map_args<Ranges...>
+{
+  using type = std::tuple<map_arg_t<range_holder<Ranges>>...>;
+};
+template <source_argument R>
+struct map_args<R>
+{
+  using type = std::tuple<source_element_t<std::remove_cvref_t<R>>>;
+};
+template <typename... Ranges>
+using map_args_t = typename map_args<Ranges...>::type;
+
+template <typename F, typename Args>
+inline constexpr bool invocable_with_args = false;
+template <typename F, typename... Args>
+inline constexpr bool invocable_with_args<F, std::tuple<Args...>> = std::invocable<F, Args&...>;
 
 // Aliases only (no class instantiated): used in the signatures of the
 // overloads, where a wrong guess must be a substitution failure.
 template <typename F, typename... Ranges>
-using map_value_t = item_value_t<std::decay_t<F>, std::tuple<map_arg_t<range_holder<Ranges>>...>>;
+using map_value_t = item_value_t<std::decay_t<F>, map_args_t<Ranges...>>;
 
 // The engine of a collect map: fail-fast keeps values, settled outcomes.
 template <bool Settled, typename F, typename... Ranges>
@@ -76,7 +127,7 @@ auto make_map_coroutine(const map_options& options, F&& f, Ranges&&... ranges)
 {
   using engine = collect_engine_t<Settled, F, Ranges...>;
   return map_coroutine<engine>(settings_of(options), std::decay_t<F>(std::forward<F>(f)),
-                               map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...));
+                               make_map_input<Ranges...>(std::forward<Ranges>(ranges)...));
 }
 
 } // namespace detail
@@ -92,13 +143,20 @@ using map_result_t = std::conditional_t<std::is_void_v<detail::map_value_t<F, Ra
 template <typename F, typename... Ranges>
 using map_settled_result_t = std::vector<outcome<detail::map_value_t<F, Ranges...>>>;
 
-/// A callable async_map accepts for these ranges: invocable with one element
-/// of each, returning `asio::awaitable<R>`, a fanout::invocation<R>, or a
-/// plain R (including void).
+/// A callable async_map accepts for these inputs: invocable with one element
+/// of each range (or of the one asynchronous source), returning
+/// `asio::awaitable<R>`, a fanout::invocation<R>, or a plain R (including
+/// void).
 template <typename F, typename... Ranges>
-concept map_function = (sizeof...(Ranges) > 0) &&
-                       (std::ranges::input_range<typename detail::range_holder<Ranges>::range_type&> && ...) &&
-                       std::invocable<std::decay_t<F>&, detail::map_arg_t<detail::range_holder<Ranges>>&...>;
+concept map_function = requires
+{
+  typename detail::map_args_t<Ranges...>;
+}
+&&detail::invocable_with_args<std::decay_t<F>&, detail::map_args_t<Ranges...>>;
+
+/// map_function over ranges only (no asynchronous source).
+template <typename F, typename... Ranges>
+concept map_ranges_function = map_function<F, Ranges...> &&(detail::range_argument<Ranges>&&...);
 
 /// Applies @p f to each tuple of elements of @p ranges (zipped: the shortest
 /// range decides, as Python's `map`), runs the items concurrently on the
@@ -122,6 +180,20 @@ concept map_function = (sizeof...(Ranges) > 0) &&
 /// - Empty input completes at once with an empty vector (without blocking).
 /// - Ranges are held for the duration: lvalues by reference, rvalues moved in.
 ///   Elements of forward ranges are passed by reference, others by value.
+/// - Instead of ranges, one asynchronous source (a pipeline stage): another
+///   fanout stream, an `asio::experimental::channel` or `concurrent_channel`
+///   of one signature `void(error_code, T)` (read with `async_receive` until
+///   closed; another error fails the map), or anything whose
+///   `async_next(token)`, `async_next()` or `next()` gives
+///   `asio::awaitable<std::optional<T>>` (empty at the end), tried in that
+///   order. It is read one element at a time, only while an item may start,
+///   so a stage holds at most its own window ahead of the one that reads it
+///   (back-pressure through every stage). A source that fails fails the map;
+///   when the map stops (a failure, cancellation, the deadline) a pending
+///   read is cancelled and a fanout stream source is cancelled as a whole. An
+///   lvalue source must outlive the map; an rvalue is moved in. Blocking
+///   plain calls over a source are made by the workers (never all at once
+///   before the source is read).
 ///
 /// @par Errors
 /// The first exception thrown by an item (or by the input ranges) cancels the
@@ -145,6 +217,8 @@ concept map_function = (sizeof...(Ranges) > 0) &&
 /// @code
 /// auto results = co_await fanout::async_map([](auto& x) { return x(); }, tasks);
 /// auto sums = co_await fanout::async_map({.max_concurrency = 5}, add, xs, ys);
+/// auto pages = fanout::async_map_stream({.max_concurrency = 50}, fetch, urls);
+/// auto parsed = co_await fanout::async_map({.max_concurrency = 8}, parse, pages);
 /// @endcode
 template <typename F, typename... Ranges>
 requires map_function<F, Ranges...>
@@ -262,8 +336,8 @@ auto initiate_map_on(const Executor& executor, const map_options& options, F&& f
     using engine = collect_engine_t<Settled, F, std::tuple_element_t<I, arguments>...>;
     auto e = std::make_shared<engine>(settings_of(options), boost::asio::any_io_executor(executor),
                                       std::decay_t<F>(std::forward<F>(f)),
-                                      typename engine::input_type(range_holder<std::tuple_element_t<I, arguments>>(
-                                          std::forward<std::tuple_element_t<I, arguments>>(std::get<I>(all)))...));
+                                      make_map_input<std::tuple_element_t<I, arguments>...>(
+                                          std::forward<std::tuple_element_t<I, arguments>>(std::get<I>(all))...));
     using token_type = std::tuple_element_t<sizeof...(Args) - 1, arguments>;
     return boost::asio::async_initiate<token_type, value_signature_t<typename engine::result_type>>(
         initiate_map{}, std::get<sizeof...(Args) - 1>(all), std::move(e));

@@ -138,9 +138,9 @@ make_map_stream(boost::asio::any_io_executor executor, const map_options& option
 {
   using engine = stream_engine_t<Delivery, F, Ranges...>;
   static_assert(!std::is_void_v<typename engine::value_type>, "a stream needs items that produce values");
-  return map_stream<engine>(
-      std::make_shared<engine>(settings_of(options), std::move(executor), std::decay_t<F>(std::forward<F>(f)),
-                               map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...)));
+  return map_stream<engine>(std::make_shared<engine>(settings_of(options), std::move(executor),
+                                                     std::decay_t<F>(std::forward<F>(f)),
+                                                     make_map_input<Ranges...>(std::forward<Ranges>(ranges)...)));
 }
 
 } // namespace detail

@@ -138,7 +138,7 @@ private:
 ///   std::cout << s << ' ';
 /// @endcode
 template <typename F, typename... Ranges>
-requires map_function<F, Ranges...>
+requires map_ranges_function<F, Ranges...>
 [[nodiscard]] auto sync_map(const map_options& options, F&& f, Ranges&&... ranges)
 {
   auto own = std::make_unique<boost::asio::io_context>(1); // one thread runs it
@@ -150,7 +150,7 @@ requires map_function<F, Ranges...>
 
 /// sync_map with default options.
 template <typename F, typename... Ranges>
-requires map_function<F, Ranges...>
+requires map_ranges_function<F, Ranges...>
 [[nodiscard]] auto sync_map(F&& f, Ranges&&... ranges)
 {
   return sync_map(map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);
@@ -159,7 +159,7 @@ requires map_function<F, Ranges...>
 /// sync_map on your own io_context (the post's `event_loop=` argument): other
 /// work on @p ctx progresses while the loop waits for results.
 template <typename F, typename... Ranges>
-requires map_function<F, Ranges...>
+requires map_ranges_function<F, Ranges...>
 [[nodiscard]] auto sync_map(boost::asio::io_context& ctx, const map_options& options, F&& f, Ranges&&... ranges)
 {
   auto stream = async_map_stream(options, std::forward<F>(f), std::forward<Ranges>(ranges)...);
@@ -168,7 +168,7 @@ requires map_function<F, Ranges...>
 
 /// sync_map on your own io_context with default options.
 template <typename F, typename... Ranges>
-requires map_function<F, Ranges...>
+requires map_ranges_function<F, Ranges...>
 [[nodiscard]] auto sync_map(boost::asio::io_context& ctx, F&& f, Ranges&&... ranges)
 {
   return sync_map(ctx, map_options{}, std::forward<F>(f), std::forward<Ranges>(ranges)...);

@@ -58,7 +58,7 @@ public:
   using next_signature = typename map_consumer<element_type, sink_type>::signature;
 
   map_engine(const map_settings& settings, boost::asio::any_io_executor executor, F f, Input input)
-      : settings_(settings), inline_calls_(plain_calls && !settings.item.offload),
+      : settings_(settings), inline_calls_(plain_calls && !settings.item.offload && !Input::asynchronous),
         window_(std::move(executor), inline_calls_ ? 1 : settings.max_concurrency, !streaming), function_(std::move(f)),
         input_(std::move(input))
   {
@@ -74,7 +74,7 @@ public:
       return;
     if (settings_.deadline && !arm_deadline())
       return;
-    if constexpr (!streaming && plain_calls) {
+    if constexpr (!streaming && plain_calls && !Input::asynchronous) {
       if (inline_calls_) {
         run_inline();
         return;
@@ -166,7 +166,10 @@ private:
   // Records the failure and cancels; completes the map if nothing runs.
   void stop(std::exception_ptr e)
   {
-    if (window_.stop(std::move(e), keep()))
+    const bool finished = window_.stop(std::move(e), keep());
+    if constexpr (Input::asynchronous)
+      input_.cancel_source(); // unlocked: an upstream stream stops too
+    if (finished)
       finish();
   }
 
@@ -192,7 +195,19 @@ private:
   {
     if (!window_.can_start_locked())
       return std::nullopt;
-    if (input_.at_end()) {
+    if constexpr (Input::asynchronous) {
+      if (!input_.has_buffered()) {
+        if (input_.ended()) {
+          window_.set_exhausted_locked();
+        } else if (!input_.reading) {
+          // Room for an item and nothing read ahead: read one. The reader
+          // holds a place (stop() cancels its read) and counts as running.
+          input_.reading = true;
+          reader_to_start_ = window_.take_place_locked();
+        }
+        return std::nullopt;
+      }
+    } else if (input_.at_end()) {
       window_.set_exhausted_locked();
       return std::nullopt;
     }
@@ -214,6 +229,7 @@ private:
     for (;;) {
       std::optional<item> first;
       place* p = nullptr;
+      place* reader = nullptr;
       {
         std::lock_guard lock(window_.mutex());
         try {
@@ -222,10 +238,14 @@ private:
         } catch (...) {
           failure = std::current_exception();
         }
-        if (!first)
-          break;
-        p = window_.take_place_locked();
+        reader = std::exchange(reader_to_start_, nullptr);
+        if (first)
+          p = window_.take_place_locked();
       }
+      if (reader)
+        start_reader(reader);
+      if (!first)
+        break;
 #if FANOUT_DIRECT_WORKERS
       window_.launch(p, worker(this, p, std::move(*first), keep()));
 #else
@@ -284,6 +304,66 @@ private:
 #endif
   }
 
+  // An asynchronous input's reader, on place @p p: reads elements while an
+  // item may start and nothing is read ahead, handing each to a worker.
+  // One reader at a time (input_.reading); through co_spawn, whose
+  // completion handler keeps the engine alive and frees the place.
+  void start_reader(place* p)
+  {
+    if constexpr (Input::asynchronous)
+      window_.spawn(p, reader(this, p), keep());
+  }
+
+  static boost::asio::awaitable<void> reader(map_engine* self, place* p)
+  {
+    const bool started = p->cancel.begin();
+    if constexpr (Input::asynchronous) {
+      for (;;) {
+        std::exception_ptr failure;
+        std::optional<typename Input::element_type> element;
+        // A stop whose emit ran before this point is seen here, on the strand.
+        if (started && !p->cancel.requested && !self->window_.stopping()) {
+          try {
+            element = co_await self->input_.read();
+          } catch (...) {
+            failure = std::current_exception();
+          }
+        } else {
+          failure = aborted_error("fanout::async_map");
+        }
+        if (failure) {
+          {
+            std::lock_guard lock(self->window_.mutex());
+            self->input_.reading = false;
+          }
+          self->stop(std::move(failure));
+          break;
+        }
+        {
+          std::lock_guard lock(self->window_.mutex());
+          self->input_.put(std::move(element));
+        }
+        self->spawn_workers(); // takes the element (input_.reading stays set: no second reader)
+        bool again = false;
+        {
+          std::lock_guard lock(self->window_.mutex());
+          again = !self->input_.has_buffered() && !self->input_.ended() && self->window_.can_start_locked();
+          if (!again) {
+            self->input_.reading = false;
+            if (self->input_.ended())
+              self->window_.set_exhausted_locked();
+          }
+        }
+        if (!again)
+          break;
+      }
+    }
+    p->cancel.end();
+    if (self->window_.leave())
+      self->finish();
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
+  }
+
   template <typename... V>
   void store(item& it, V&&... value)
   {
@@ -299,6 +379,7 @@ private:
   {
     std::optional<item> next;
     std::exception_ptr failure;
+    place* reader = nullptr;
     {
       std::lock_guard lock(window_.mutex());
       if constexpr (streaming) {
@@ -317,7 +398,10 @@ private:
       } catch (...) {
         failure = std::current_exception();
       }
+      reader = std::exchange(reader_to_start_, nullptr);
     }
+    if (reader)
+      start_reader(reader);
     if constexpr (streaming)
       notify();
     if (failure)
@@ -399,7 +483,10 @@ private:
   Input input_;
   sink_type sink_;
   std::size_t pulled_ = 0; // items taken from the input
-  bool started_ = false;   // streams: the first next() started the map
+  // An asynchronous input's reader that pull_locked() decided to start;
+  // taken by the same caller before it unlocks.
+  place* reader_to_start_ = nullptr;
+  bool started_ = false; // streams: the first next() started the map
   std::optional<std::conditional_t<std::is_void_v<Stored>, no_value, std::vector<storable_type>>>
       inline_results_; // run_inline's results, in order
   // Streams: the consumer (a collect map's waiter is the window's).

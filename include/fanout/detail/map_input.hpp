@@ -62,6 +62,8 @@ public:
 
   /// Every range knows its size, so the number of items is known up front.
   static constexpr bool sized = (std::ranges::sized_range<typename Holders::range_type&> && ...);
+  /// Ranges are read synchronously (see source_input for the other kind).
+  static constexpr bool asynchronous = false;
 
   explicit zip_input(Holders... holders)
       : holders_(std::move(holders)...),
