@@ -7,9 +7,9 @@
 #include "fanout/outcome.hpp"
 
 #include "fanout/detail/io_executor.hpp"
+#include "fanout/detail/map_arguments.hpp"
 #include "fanout/detail/map_completion.hpp"
 #include "fanout/detail/map_engine.hpp"
-#include "fanout/detail/map_source.hpp"
 #include "fanout/detail/signature.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -32,59 +32,6 @@
 namespace fanout {
 
 namespace detail {
-
-// A map's inputs are either ranges (zipped) or one asynchronous source.
-template <typename R>
-concept range_argument = std::ranges::input_range<typename range_holder<R>::range_type&>;
-template <typename R>
-concept source_argument = !range_argument<R> && async_source_type<std::remove_cvref_t<R>>;
-
-template <typename... Ranges>
-struct map_input_select
-{
-  using type = zip_input<range_holder<Ranges>...>;
-};
-template <source_argument R>
-struct map_input_select<R>
-{
-  using type = source_input<R>;
-};
-
-template <typename... Ranges>
-using map_input_t = typename map_input_select<Ranges...>::type;
-
-template <typename... Ranges>
-map_input_t<Ranges...> make_map_input(Ranges&&... ranges)
-{
-  if constexpr (map_input_t<Ranges...>::asynchronous)
-    return map_input_t<Ranges...>(std::forward<Ranges>(ranges)...);
-  else
-    return map_input_t<Ranges...>(range_holder<Ranges>(std::forward<Ranges>(ranges))...);
-}
-
-// One item's arguments; no member for inputs that are neither (a
-// substitution failure where the overloads are chosen).
-template <typename... Ranges>
-struct map_args
-{
-};
-template <typename... Ranges>
-requires(sizeof...(Ranges) > 0 && (range_argument<Ranges> && ...)) struct map_args<Ranges...>
-{
-  using type = std::tuple<map_arg_t<range_holder<Ranges>>...>;
-};
-template <source_argument R>
-struct map_args<R>
-{
-  using type = std::tuple<source_element_t<std::remove_cvref_t<R>>>;
-};
-template <typename... Ranges>
-using map_args_t = typename map_args<Ranges...>::type;
-
-template <typename F, typename Args>
-inline constexpr bool invocable_with_args = false;
-template <typename F, typename... Args>
-inline constexpr bool invocable_with_args<F, std::tuple<Args...>> = std::invocable<F, Args&...>;
 
 // Aliases only (no class instantiated): used in the signatures of the
 // overloads, where a wrong guess must be a substitution failure.
@@ -148,15 +95,11 @@ using map_settled_result_t = std::vector<outcome<detail::map_value_t<F, Ranges..
 /// `asio::awaitable<R>`, a fanout::invocation<R>, or a plain R (including
 /// void).
 template <typename F, typename... Ranges>
-concept map_function = requires
-{
-  typename detail::map_args_t<Ranges...>;
-}
-&&detail::invocable_with_args<std::decay_t<F>&, detail::map_args_t<Ranges...>>;
+concept map_function = (sizeof...(Ranges) > 0) && detail::map_callable<F, Ranges...>;
 
 /// map_function over ranges only (no asynchronous source).
 template <typename F, typename... Ranges>
-concept map_ranges_function = map_function<F, Ranges...> &&(detail::range_argument<Ranges>&&...);
+concept map_ranges_function = (detail::range_argument<Ranges> && ...) && map_function<F, Ranges...>;
 
 /// Applies @p f to each tuple of elements of @p ranges (zipped: the shortest
 /// range decides, as Python's `map`), runs the items concurrently on the

@@ -222,147 +222,20 @@ private:
   // Starts workers while items may start: one per item, each with its first
   // item. A worker whose items finish without suspending goes on pulling, so
   // trivial items cost no spawn each.
-  void spawn_workers()
-  {
-    std::exception_ptr failure;
-    window_.begin_spawning();
-    for (;;) {
-      std::optional<item> first;
-      place* p = nullptr;
-      place* reader = nullptr;
-      {
-        std::lock_guard lock(window_.mutex());
-        try {
-          if (auto pulled = pull_locked())
-            first.emplace(std::move(*pulled)); // emplace: items of const ranges hold references
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        reader = std::exchange(reader_to_start_, nullptr);
-        if (first)
-          p = window_.take_place_locked();
-      }
-      if (reader)
-        start_reader(reader);
-      if (!first)
-        break;
-#if FANOUT_DIRECT_WORKERS
-      window_.launch(p, worker(this, p, std::move(*first), keep()));
-#else
-      window_.spawn(p, worker(this, p, std::move(*first), nullptr), keep());
-#endif
-    }
-    if (failure)
-      stop(std::move(failure)); // spawning still counts: the map finishes below
-    if (window_.end_spawning())
-      finish();
-  }
+  void spawn_workers();
 
   // Runs its first item, then pulls the next while items may start. On its
   // place's strand. Started directly, it holds @p keep (the engine) itself;
   // through co_spawn, its completion handler does, and @p keep is null.
-  static worker_coroutine worker(map_engine* self, place* p, item first, std::shared_ptr<void> keep)
-  {
-    std::optional<item> next(std::move(first));
-    const bool started = p->cancel.begin();
-    while (next) {
-      // A stop whose emit ran before this point is seen here, on the strand.
-      if (started && !p->cancel.requested && !self->window_.stopping()) {
-        try {
-          // Awaited right here, in the worker's frame: no frame of its own.
-          if constexpr (std::is_void_v<value_type>) {
-            co_await run_item<value_type>(self->function_, next->args, self->settings_.item);
-            self->store(*next);
-          } else {
-            self->store(*next, co_await run_item<value_type>(self->function_, next->args, self->settings_.item));
-          }
-        } catch (...) {
-          if constexpr (Settled)
-            self->store(*next, std::current_exception());
-          else
-            self->stop(std::current_exception());
-        }
-      }
-      auto pulled = self->advance(*next);
-      next.reset(); // the finished item's arguments go first
-      if (pulled)
-        next.emplace(std::move(*pulled));
-    }
-    p->cancel.end();
-#if FANOUT_DIRECT_WORKERS
-    // The body's last step: nothing after it may throw or suspend.
-    if (self->window_.leave(p))
-      self->finish();
-    keep.reset();
-#else
-    (void)keep;
-    if (self->window_.leave())
-      self->finish();
-    // An emit made while this body ran (from its own strand) left the
-    // coroutine cancelled: co_spawn's own last await must not throw it.
-    co_await boost::asio::this_coro::throw_if_cancelled(false);
-#endif
-  }
+  static worker_coroutine worker(map_engine* self, place* p, item first, std::shared_ptr<void> keep);
 
   // An asynchronous input's reader, on place @p p: reads elements while an
   // item may start and nothing is read ahead, handing each to a worker.
   // One reader at a time (input_.reading); through co_spawn, whose
   // completion handler keeps the engine alive and frees the place.
-  void start_reader(place* p)
-  {
-    if constexpr (Input::asynchronous)
-      window_.spawn(p, reader(this, p), keep());
-  }
+  void start_reader(place* p);
 
-  static boost::asio::awaitable<void> reader(map_engine* self, place* p)
-  {
-    const bool started = p->cancel.begin();
-    if constexpr (Input::asynchronous) {
-      for (;;) {
-        std::exception_ptr failure;
-        std::optional<typename Input::element_type> element;
-        // A stop whose emit ran before this point is seen here, on the strand.
-        if (started && !p->cancel.requested && !self->window_.stopping()) {
-          try {
-            element = co_await self->input_.read();
-          } catch (...) {
-            failure = std::current_exception();
-          }
-        } else {
-          failure = aborted_error("fanout::async_map");
-        }
-        if (failure) {
-          {
-            std::lock_guard lock(self->window_.mutex());
-            self->input_.reading = false;
-          }
-          self->stop(std::move(failure));
-          break;
-        }
-        {
-          std::lock_guard lock(self->window_.mutex());
-          self->input_.put(std::move(element));
-        }
-        self->spawn_workers(); // takes the element (input_.reading stays set: no second reader)
-        bool again = false;
-        {
-          std::lock_guard lock(self->window_.mutex());
-          again = !self->input_.has_buffered() && !self->input_.ended() && self->window_.can_start_locked();
-          if (!again) {
-            self->input_.reading = false;
-            if (self->input_.ended())
-              self->window_.set_exhausted_locked();
-          }
-        }
-        if (!again)
-          break;
-      }
-    }
-    p->cancel.end();
-    if (self->window_.leave())
-      self->finish();
-    co_await boost::asio::this_coro::throw_if_cancelled(false);
-  }
+  static boost::asio::awaitable<void> reader(map_engine* self, place* p);
 
   template <typename... V>
   void store(item& it, V&&... value)
@@ -375,58 +248,11 @@ private:
 
   // @p done has finished: publishes its result, frees its room (collect) and
   // pulls the next item, if one may start.
-  std::optional<item> advance(item& done)
-  {
-    std::optional<item> next;
-    std::exception_ptr failure;
-    place* reader = nullptr;
-    {
-      std::lock_guard lock(window_.mutex());
-      if constexpr (streaming) {
-        if (done.own) {
-          if constexpr (as_completed)
-            sink_.push(done.index, std::move(*done.own));
-          else
-            done.cell->emplace(std::move(*done.own));
-        }
-      } else {
-        window_.release_locked();
-      }
-      try {
-        if (auto pulled = pull_locked())
-          next.emplace(std::move(*pulled));
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      reader = std::exchange(reader_to_start_, nullptr);
-    }
-    if (reader)
-      start_reader(reader);
-    if constexpr (streaming)
-      notify();
-    if (failure)
-      stop(std::move(failure));
-    return next;
-  }
+  std::optional<item> advance(item& done);
 
   // Plain calls made inline, collected: no worker at all, on the awaiting
   // coroutine's executor.
-  void run_inline()
-  {
-    std::conditional_t<std::is_void_v<Stored>, no_value, std::vector<storable_type>> out;
-    if constexpr (!std::is_void_v<Stored> && Input::sized)
-      out.reserve(input_.size());
-    window_.begin_spawning();
-    std::exception_ptr failure;
-    const bool exhausted =
-        run_inline_calls<Stored, Settled>(function_, input_, out, failure, [this] { return window_.stopping(); });
-    if constexpr (!std::is_void_v<Stored>)
-      inline_results_.emplace(std::move(out));
-    if (failure)
-      stop(std::move(failure));
-    if (window_.end_spawning(exhausted))
-      finish();
-  }
+  void run_inline();
 
   // All work is over (once): hand the outcome to whoever waits.
   void finish()
@@ -494,3 +320,5 @@ private:
 };
 
 } // namespace fanout::detail
+
+#include "fanout/detail/map_engine_workers.hpp"

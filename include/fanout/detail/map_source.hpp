@@ -28,74 +28,59 @@ struct optional_awaitable<boost::asio::awaitable<std::optional<T>>> : std::true_
 
 // How a source is read, best first: async_next(use_awaitable) (a fanout
 // stream, or any source whose async_next takes a token); an awaitable
-// async_next(); an awaitable next(); an Asio channel's async_receive.
+// async_next(); an awaitable next(); an Asio channel's async_receive. (A
+// call that does not compile makes its concept false.)
 template <typename S>
-concept next_with_token_source = requires(S& s)
+concept next_with_token_source =
+    optional_awaitable<decltype(std::declval<S&>().async_next(boost::asio::use_awaitable))>::value;
+template <typename S>
+concept async_next_source = optional_awaitable<decltype(std::declval<S&>().async_next())>::value;
+template <typename S>
+concept next_source = optional_awaitable<decltype(std::declval<S&>().next())>::value;
+
+// What an Asio channel's receive gives: a tuple (error_code, T) for a
+// channel of one signature void(error_code, T).
+template <typename S>
+using receive_tuple_t =
+    typename decltype(std::declval<S&>().async_receive(boost::asio::as_tuple(boost::asio::use_awaitable)))::value_type;
+template <typename T>
+struct pair_tuple : std::false_type
 {
-  requires optional_awaitable<decltype(s.async_next(boost::asio::use_awaitable))>::value;
+};
+template <typename A, typename B>
+struct pair_tuple<std::tuple<A, B>> : std::true_type
+{
 };
 template <typename S>
-concept async_next_source = requires(S& s)
-{
-  requires optional_awaitable<decltype(s.async_next())>::value;
-};
-template <typename S>
-concept next_source = requires(S& s)
-{
-  requires optional_awaitable<decltype(s.next())>::value;
-};
-template <typename S>
-concept channel_source = requires(S& s)
-{
-  // One completion signature, void(error_code, T): a tuple of two.
-  requires std::tuple_size_v<typename decltype(s.async_receive(
-      boost::asio::as_tuple(boost::asio::use_awaitable)))::value_type>
-  == 2;
-};
+concept channel_source = pair_tuple<receive_tuple_t<S>>::value;
 
 /// Something a map reads its items from asynchronously, one at a time.
 template <typename S>
 concept async_source_type = next_with_token_source<S> || async_next_source<S> || next_source<S> || channel_source<S>;
 
+// The element type of source S, read the way read() reads it.
 template <typename S>
-struct source_element;
-template <typename S>
-requires next_with_token_source<S>
-struct source_element<S>
+auto source_element_of(S& s)
 {
-  using type =
-      typename optional_awaitable<decltype(std::declval<S&>().async_next(boost::asio::use_awaitable))>::element_type;
-};
-template <typename S>
-requires(!next_with_token_source<S> && async_next_source<S>) struct source_element<S>
-{
-  using type = typename optional_awaitable<decltype(std::declval<S&>().async_next())>::element_type;
-};
-template <typename S>
-requires(!next_with_token_source<S> && !async_next_source<S> && next_source<S>) struct source_element<S>
-{
-  using type = typename optional_awaitable<decltype(std::declval<S&>().next())>::element_type;
-};
-template <typename S>
-requires(!next_with_token_source<S> && !async_next_source<S> && !next_source<S> &&
-         channel_source<S>) struct source_element<S>
-{
-  using type = std::tuple_element_t<1, typename decltype(std::declval<S&>().async_receive(
-                                           boost::asio::as_tuple(boost::asio::use_awaitable)))::value_type>;
-};
+  if constexpr (next_with_token_source<S>)
+    return std::type_identity<
+        typename optional_awaitable<decltype(s.async_next(boost::asio::use_awaitable))>::element_type>{};
+  else if constexpr (async_next_source<S>)
+    return std::type_identity<typename optional_awaitable<decltype(s.async_next())>::element_type>{};
+  else if constexpr (next_source<S>)
+    return std::type_identity<typename optional_awaitable<decltype(s.next())>::element_type>{};
+  else
+    return std::type_identity<std::tuple_element_t<1, receive_tuple_t<S>>>{};
+}
 
 /// The element type of source S.
 template <typename S>
-using source_element_t = std::remove_cvref_t<typename source_element<S>::type>;
+using source_element_t = std::remove_cvref_t<typename decltype(source_element_of(std::declval<S&>()))::type>;
 
 /// A source is cancelled as a whole (a fanout stream) when the map reading
 /// it stops.
 template <typename S>
-concept cancellable_source = requires(S& s)
-{
-  s.cancel();
-}
-&&!channel_source<S>;
+concept cancellable_source = !channel_source<S> && std::is_void_v<decltype(std::declval<S&>().cancel())>;
 
 /// The one source of a map, held for as long as the map runs (an lvalue by
 /// reference, an rvalue moved in), and the element read ahead of the item
