@@ -143,6 +143,15 @@ FANOUT_CO_TEST_CASE(hundred_acquisitions_at_20_per_unit_with_a_burst_of_5_take_9
   BOOST_TEST(early == 0);
 }
 
+FANOUT_CO_TEST_CASE(async_acquire_with_the_default_token_can_be_awaited)
+{
+  fanout::rate_limiter rl(1, unit, 1);
+  const auto start = fanout::clock::now();
+  co_await rl.async_acquire(); // the burst
+  co_await rl.async_acquire(); // one unit later
+  FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
+}
+
 FANOUT_CO_TEST_CASE(the_burst_refills_while_idle_and_no_further)
 {
   const auto interval = unit / 2;
