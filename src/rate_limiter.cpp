@@ -54,15 +54,23 @@ rate_state::rate_state(std::size_t count, clock::duration period, std::size_t bu
       tat_(clock::now())
 {
   waiters_.on_leave([this](completions& out) {
-    // The last waiter left (cancelled, or its context shut down): nothing
-    // may keep the timer's context busy any more. The completions keep the
-    // timer until the mutex is released.
-    if (!waiters_.empty())
+    // A waiter left (cancelled, or its context shut down). The timer follows
+    // the front waiter: once the queue is empty nothing may keep the timer's
+    // context busy, and a new front waiter on another executor must not
+    // depend on the departed one's context being run. The completions keep
+    // the timers until the mutex is released.
+    std::shared_ptr<wake_timer> current = armed_timer_.lock();
+    if (!waiters_.empty() && (!current || current->executor == waiters_.front_payload())) {
+      out.release_later(std::move(current));
       return;
-    std::shared_ptr<wake_timer> keep;
-    disarm_locked(keep);
-    if (keep)
-      out.release_later(std::move(keep));
+    }
+    std::shared_ptr<wake_timer> old;
+    std::shared_ptr<wake_timer> fresh;
+    disarm_locked(old);
+    arm_locked(fresh, nullptr);
+    out.release_later(std::move(current));
+    out.release_later(std::move(old));
+    out.release_later(std::move(fresh));
   });
 }
 

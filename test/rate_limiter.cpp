@@ -225,6 +225,33 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_takes_no_token, *boost::uni
   }
 }
 
+BOOST_AUTO_TEST_CASE(when_the_front_waiter_leaves_the_next_one_is_woken_through_its_own_executor,
+                     *boost::unit_test::timeout(60))
+{
+  // The timer follows the front waiter: once the waiter of `first` leaves,
+  // `first` is never run again, and `second` alone wakes its waiter.
+  const auto period = 4 * unit;
+  fanout::rate_limiter rl(1, period, 1);
+  asio::io_context first;
+  asio::io_context second;
+  outcome burst;
+  outcome front;
+  outcome next;
+  const auto start = fanout::clock::now();
+  rl.async_acquire(record(first.get_executor(), burst));
+  asio::cancellation_signal signal;
+  rl.async_acquire(asio::bind_cancellation_slot(signal.slot(), record(first.get_executor(), front)));
+  rl.async_acquire(record(second.get_executor(), next));
+  signal.emit(asio::cancellation_type::terminal);
+  first.run(); // no timer of the limiter is left on it
+  BOOST_TEST(seconds_since(start) < seconds(period) / 2);
+  BOOST_TEST(burst.calls == 1);
+  BOOST_TEST(front.ec == asio::error::operation_aborted);
+  BOOST_TEST_REQUIRE(fanout::test::run_until(second, [&] { return next.calls == 1; }));
+  BOOST_TEST(!next.ec);
+  FANOUT_CHECK_ELAPSED(seconds_since(start), period);
+}
+
 FANOUT_CO_TEST_CASE(a_cancelled_coroutine_stops_waiting_at_once_and_leaves_nothing_running)
 {
   // A timer left armed for the cancelled waiter would keep fanout::run busy

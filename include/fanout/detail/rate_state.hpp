@@ -111,9 +111,11 @@ private:
   const clock::duration tolerance_; // (burst - 1) * interval, clamped
   // Guarded by mutex_. Invariants: while waiters_ is not empty, the token
   // the front waiter needs is not available yet (grant_due_locked ran after
-  // every change), and a timer is armed (armed_) for its due time, except
-  // while a timer's handler or timer_lost() runs, which re-arms. armed_ is
-  // null once the queue is empty (its last leaver cancels it).
+  // every change), and a timer is armed (armed_) for its due time on the
+  // front waiter's executor, except while a timer's handler or timer_lost()
+  // runs, which re-arms (a waiter that leaves moves the timer to the new
+  // front's executor if it differs). armed_ is null once the queue is empty
+  // (its last leaver cancels the timer).
   clock::time_point tat_;
   waiter_queue<signature, boost::asio::any_io_executor> waiters_{mutex_}; // payload: the waiter's executor
   const wake_timer* armed_ = nullptr;
