@@ -9,6 +9,8 @@
 #include "fanout/offload.hpp"
 #include "fanout/outcome.hpp"
 #include "fanout/race.hpp"
+#include "fanout/rate_limiter.hpp"
+#include "fanout/retry.hpp"
 #include "fanout/run.hpp"
 #include "fanout/schedule.hpp"
 #include "fanout/sleep.hpp"
