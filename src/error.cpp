@@ -30,6 +30,8 @@ public:
       return "invalid argument";
     case error::group_closed:
       return "the task group was joined already and takes no new tasks";
+    case error::closed:
+      return "the queue was closed and takes no new values";
     }
     return "unknown fanout error";
   }
@@ -58,6 +60,11 @@ std::exception_ptr aborted_error(const char* where)
 std::exception_ptr timed_out_error()
 {
   return std::make_exception_ptr(boost::system::system_error(make_error_code(error::timed_out), "fanout::timeout"));
+}
+
+boost::system::error_code closed_error() noexcept
+{
+  return make_error_code(error::closed);
 }
 
 bool is_operation_aborted(const std::exception_ptr& e) noexcept

@@ -22,6 +22,8 @@ enum class error {
   invalid_argument,
   /// The task group was joined already: it takes no new tasks.
   group_closed,
+  /// The queue was closed: it takes no new values.
+  closed,
 };
 
 /// The category of fanout::error values; its name is "fanout".

@@ -2,12 +2,16 @@
 #pragma once
 
 #include "fanout/async_map.hpp"
+#include "fanout/async_mutex.hpp"
 #include "fanout/callable.hpp"
 #include "fanout/error.hpp"
+#include "fanout/event.hpp"
+#include "fanout/limiter.hpp"
 #include "fanout/map_options.hpp"
 #include "fanout/map_stream.hpp"
 #include "fanout/offload.hpp"
 #include "fanout/outcome.hpp"
+#include "fanout/queue.hpp"
 #include "fanout/race.hpp"
 #include "fanout/rate_limiter.hpp"
 #include "fanout/retry.hpp"

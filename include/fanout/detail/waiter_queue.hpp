@@ -168,17 +168,25 @@ public:
   {
     auto n =
         allocate_operation<node>(handler, std::shared_ptr<waiter_queue>(owner, this), executor, std::move(payload));
+    // Linked first (which may throw before anything is parked), then parked;
+    // if parking throws, unlinked again: a linked node always holds its
+    // handler, and a parked one is always linked.
     nodes_.push_back(n);
     n->position = std::prev(nodes_.end());
     n->linked = true;
-    n->parked.park(std::forward<Handler>(handler), n, executor,
-                   [weak = std::weak_ptr<node>(n)](boost::asio::cancellation_type_t type) {
-                     if ((type & (boost::asio::cancellation_type::terminal | boost::asio::cancellation_type::partial |
-                                  boost::asio::cancellation_type::total)) == boost::asio::cancellation_type::none)
-                       return;
-                     if (auto alive = weak.lock())
-                       alive->leave(true);
-                   });
+    try {
+      n->parked.park(std::forward<Handler>(handler), n, executor,
+                     [weak = std::weak_ptr<node>(n)](boost::asio::cancellation_type_t type) {
+                       if ((type & (boost::asio::cancellation_type::terminal | boost::asio::cancellation_type::partial |
+                                    boost::asio::cancellation_type::total)) == boost::asio::cancellation_type::none)
+                         return;
+                       if (auto alive = weak.lock())
+                         alive->leave(true);
+                     });
+    } catch (...) {
+      (void)unlink(*n);
+      throw;
+    }
   }
 
   [[nodiscard]] bool empty() const noexcept { return nodes_.empty(); }
