@@ -430,6 +430,48 @@ values three_stage_pipeline(const std::string& label, double& seconds)
   return retvals;
 }
 
+// An item that gives "b" at once.
+asio::awaitable<std::string> instant_b()
+{
+  co_return "b";
+}
+
+// Beyond the post: a rate limit. 100 calls at 20 per unit with a burst of 5:
+// the first five at once, then one every twentieth of a unit, 95/20 units.
+values hundred_calls_at_twenty_per_unit(const std::string& label, double& seconds)
+{
+  values retvals;
+  {
+    const fanout::timer t(label, into(seconds));
+    fanout::rate_limiter rate(20, unit, 5);
+    std::vector<coroutine_function> tasks(100, instant_b);
+    retvals = fanout::run(get_event_loop(), fanout::async_map({.rate = &rate}, apply, tasks));
+  }
+  return retvals;
+}
+
+// Beyond the post: retries. Five items that fail at once on their first two
+// attempts and, on the third, wait a unit and give "b"; backoff of half a
+// unit doubling, no jitter: 0.5 + 1 + 1 = 2.5 units.
+values flaky_items(const std::string& label, double& seconds)
+{
+  values retvals;
+  std::vector<int> attempts(5, 0);
+  {
+    const fanout::timer t(label, into(seconds));
+    const fanout::backoff policy{.initial = unit / 2, .factor = 2, .jitter = 0, .max_attempts = 3};
+    retvals = fanout::run(get_event_loop(), fanout::async_map(
+                                                {.retry = policy},
+                                                [](int& attempt) -> asio::awaitable<std::string> {
+                                                  if (++attempt < 3)
+                                                    throw std::runtime_error("flaky");
+                                                  co_return co_await b();
+                                                },
+                                                attempts));
+  }
+  return retvals;
+}
+
 values numbered(std::size_t n)
 {
   values out;
@@ -505,6 +547,9 @@ std::vector<row> all_rows()
   rows.push_back({"20 sleeps, at most 5 in flight", 4, std::nullopt, twenty_sleeps_five_in_flight, repeat("b", 20)});
   rows.push_back(
       {"Streaming: the first of 5 results (1 to 5 units) in hand", 1, std::nullopt, first_of_a_stream, repeat("b", 1)});
+  rows.push_back(
+      {"100 calls at 20 per unit, burst 5", 4.75, std::nullopt, hundred_calls_at_twenty_per_unit, repeat("b", 100)});
+  rows.push_back({"Flaky items: each succeeds on its third try", 2.5, std::nullopt, flaky_items, repeat("b", 5)});
   rows.push_back(
       {"Three-stage pipeline, 10,000 items, windows of 100", 10, std::nullopt, three_stage_pipeline, numbered(10'000)});
   return rows;

@@ -47,8 +47,13 @@ using collect_engine_t =
 
 inline map_settings settings_of(const map_options& options)
 {
-  return {
+  map_settings settings{
       options.max_concurrency, {options.blocking == blocking_policy::offload, options.item_timeout}, options.deadline};
+  settings.item.limiter = options.limiter;
+  settings.item.rate = options.rate;
+  settings.item.retry = options.retry;
+  settings.item.map_deadline = options.deadline;
+  return settings;
 }
 
 template <typename Engine, typename F, typename Input>

@@ -1,11 +1,16 @@
 // fanout/map_options.hpp — how fanout::async_map runs its items.
 #pragma once
 
+#include "fanout/detail/backoff.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <optional>
 
 namespace fanout {
+
+class limiter;
+class rate_limiter;
 
 /// Where async_map makes plain (blocking) calls.
 enum class blocking_policy {
@@ -44,6 +49,23 @@ struct map_options
   /// with `fanout::error::timed_out` once they have finished (for both
   /// async_map and async_map_settled).
   std::optional<std::chrono::steady_clock::time_point> deadline{};
+  /// A capacity limiter shared with other maps and groups (null: none). Each
+  /// item holds one of its places while it runs (all its attempts, with
+  /// `retry`), beside this map's own `max_concurrency`; an item waiting for a
+  /// place is in flight for the window, and leaves the limiter's queue,
+  /// taking nothing, when the map is cancelled. The limiter must outlive the
+  /// map.
+  fanout::limiter* limiter = nullptr;
+  /// A rate limiter (null: none): every attempt of an item takes one of its
+  /// tokens before it starts. Cancellation while waiting takes no token. It
+  /// must outlive the map.
+  fanout::rate_limiter* rate = nullptr;
+  /// Retries each failing item with this backoff (none by default): the
+  /// item's function is called again for each attempt. No backoff sleep ends
+  /// past the map's deadline or the item's timeout (which bounds all its
+  /// attempts together); the last failure is the item's. Bad values fail the
+  /// map with `fanout::error::invalid_argument` before any item starts.
+  std::optional<fanout::backoff> retry{};
 };
 
 /// How a map treats an item's failure. Chosen by the entry point, since it

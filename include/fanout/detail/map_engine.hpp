@@ -58,7 +58,8 @@ public:
   using next_signature = typename map_consumer<element_type, sink_type>::signature;
 
   map_engine(const map_settings& settings, boost::asio::any_io_executor executor, F f, Input input)
-      : settings_(settings), inline_calls_(plain_calls && !settings.item.offload && !Input::asynchronous),
+      : settings_(settings),
+        inline_calls_(plain_calls && !settings.item.offload && !Input::asynchronous && !settings.item.gated()),
         window_(std::move(executor), inline_calls_ ? 1 : settings.max_concurrency, !streaming), function_(std::move(f)),
         input_(std::move(input))
   {
@@ -72,6 +73,14 @@ public:
   {
     if (finished())
       return;
+    if (settings_.item.retry) {
+      try {
+        check_backoff(*settings_.item.retry, "fanout::async_map: map_options.retry");
+      } catch (...) {
+        stop(std::current_exception()); // nothing started: the map completes with it
+        return;
+      }
+    }
     if (settings_.deadline && !arm_deadline())
       return;
     if constexpr (!streaming && plain_calls && !Input::asynchronous) {

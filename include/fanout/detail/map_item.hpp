@@ -1,11 +1,15 @@
 // One item of a map: what f(args...) returns, and how it is run (awaited,
 // started as an Asio operation, called inline, offloaded to the blocking
-// pool, under the item timeout).
+// pool, under the item timeout; through a shared limiter, a rate limiter and
+// retries when the map has them).
 #pragma once
 
+#include "fanout/detail/backoff.hpp"
 #include "fanout/detail/clock.hpp"
 #include "fanout/detail/deadline_op.hpp"
+#include "fanout/detail/map_gates.hpp"
 #include "fanout/detail/offload_op.hpp"
+#include "fanout/detail/retry_loop.hpp"
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -116,9 +120,15 @@ using item_value_t = typename item_value<item_call_t<F, Args>>::type;
 /// How items run (from map_options).
 struct item_settings
 {
-  bool offload = false;      // plain calls go to the blocking pool
-  clock::duration timeout{}; // per item; zero or less: none
+  bool offload = false;                            // plain calls go to the blocking pool
+  clock::duration timeout{};                       // per item; zero or less: none
+  fanout::limiter* limiter = nullptr;              // a place held while the item runs
+  fanout::rate_limiter* rate = nullptr;            // a token before each attempt
+  std::optional<backoff> retry{};                  // attempts after a failure
+  std::optional<clock::time_point> map_deadline{}; // no retry sleep ends past it
   bool has_timeout() const noexcept { return timeout > clock::duration::zero(); }
+  /// The item passes a limiter, a rate limiter or retries.
+  bool gated() const noexcept { return limiter != nullptr || rate != nullptr || retry.has_value(); }
 };
 
 /// Awaits @p op under the item timeout's @p deadline: an item still running
@@ -156,21 +166,68 @@ boost::asio::awaitable<V> call_item(F& f, Args& args, bool offload)
   }
 }
 
-/// The item as one awaitable, with its timeout.
+/// One call of f, as an awaitable.
+template <typename V, typename F, typename Args>
+boost::asio::awaitable<V> start_item(F& f, Args& args, const item_settings& settings)
+{
+  if constexpr (awaitable_type<item_call_t<F, Args>>)
+    return std::apply(f, args);
+  else if constexpr (async_operation_type<item_call_t<F, Args>>)
+    return std::apply(f, args)(boost::asio::use_awaitable_t<>{}); // starts when awaited
+  else
+    return call_item<V>(f, args, settings.offload);
+}
+
+/// The item under its timeout, retried: each attempt takes a rate token
+/// first; the timeout bounds every attempt and backoff sleep together, and no
+/// sleep ends past it or the map's deadline.
+template <typename V, typename F, typename Args>
+boost::asio::awaitable<V> retried_item(F& f, Args& args, const item_settings& settings)
+{
+  auto attempt = [&f, &args, &settings]() -> boost::asio::awaitable<V> {
+    if (settings.rate != nullptr)
+      co_await take_token(*settings.rate);
+    co_return co_await start_item<V>(f, args, settings);
+  };
+  std::optional<clock::time_point> item_deadline;
+  if (settings.has_timeout())
+    item_deadline = deadline_after(settings.timeout);
+  std::optional<clock::time_point> bound = settings.map_deadline;
+  if (item_deadline && (!bound || *item_deadline < *bound))
+    bound = item_deadline;
+  auto run =
+      settings.retry ? retry_with(attempt, *settings.retry, {.deadline = bound}, "fanout::async_map") : attempt();
+  if (item_deadline)
+    co_return co_await timed_item<V>(std::move(run), *item_deadline);
+  co_return co_await std::move(run);
+}
+
+/// The item holding a place of its limiter: the place is held by code
+/// compiled once (map_gates.cpp), through which the item goes type-erased.
+template <typename V, typename F, typename Args>
+boost::asio::awaitable<V> held_item(F& f, Args& args, const item_settings& settings)
+{
+  if constexpr (std::is_void_v<V>) {
+    co_await run_holding_place(*settings.limiter, retried_item<V>(f, args, settings));
+  } else {
+    std::optional<V> value;
+    co_await run_holding_place(*settings.limiter, store_value(&value, retried_item<V>(f, args, settings)));
+    co_return std::move(*value);
+  }
+}
+
+/// The item as one awaitable, with its timeout, its limiter place, rate
+/// tokens and retries.
 template <typename V, typename F, typename Args>
 boost::asio::awaitable<V> run_item(F& f, Args& args, const item_settings& settings)
 {
-  auto op = [&]() -> boost::asio::awaitable<V> {
-    if constexpr (awaitable_type<item_call_t<F, Args>>)
-      return std::apply(f, args);
-    else if constexpr (async_operation_type<item_call_t<F, Args>>)
-      return std::apply(f, args)(boost::asio::use_awaitable_t<>{}); // starts when awaited
-    else
-      return call_item<V>(f, args, settings.offload);
-  };
+  if (settings.limiter != nullptr)
+    return held_item<V>(f, args, settings);
+  if (settings.gated())
+    return retried_item<V>(f, args, settings);
   if (settings.has_timeout())
-    return timed_item<V>(op(), deadline_after(settings.timeout));
-  return op();
+    return timed_item<V>(start_item<V>(f, args, settings), deadline_after(settings.timeout));
+  return start_item<V>(f, args, settings);
 }
 
 } // namespace fanout::detail
