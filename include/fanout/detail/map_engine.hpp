@@ -222,8 +222,8 @@ private:
     }
     std::optional<item> out;
     out.emplace(item{input_.take(), pulled_++});
-    if constexpr (!as_completed)
-      out->cell = sink_.add();
+    if constexpr (!as_completed && !std::is_void_v<Stored>)
+      out->cell = sink_.add(); // void items leave nothing: no cell
     window_.occupy_locked();
     return out;
   }
