@@ -300,7 +300,13 @@ private:
     }
     // Room in the window again: spawn from the executor, not inside this initiation.
     if (waiter_.next(std::forward<Handler>(handler), window_, sink_, this->shared_from_this(), on_cancel()))
-      boost::asio::post(window_.executor(), [self = this->shared_from_this()] { self->spawn_workers(); });
+      boost::asio::post(window_.executor(), [self = this->shared_from_this()] {
+        {
+          std::lock_guard lock(self->window_.mutex());
+          self->window_.posted_spawn_ran_locked();
+        }
+        self->spawn_workers();
+      });
   }
 
   void notify()
