@@ -3,6 +3,7 @@
 
 #include "fanout/async_map.hpp"
 #include "fanout/callable.hpp"
+#include "fanout/cancel_scope.hpp"
 #include "fanout/error.hpp"
 #include "fanout/map_options.hpp"
 #include "fanout/map_stream.hpp"
