@@ -28,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -172,14 +173,16 @@ BOOST_AUTO_TEST_CASE(shielded_operations_on_a_four_thread_pool_always_finish_and
     for (int round = 0; round < rounds; ++round) {
       BOOST_TEST_CONTEXT("round " << round)
       {
-        tracker t;
+        // Shared with the canceller's timer handlers, which may outlive the round.
+        const auto t = std::make_shared<tracker>();
         // Cancelled 0 to 2 ms after a 1 ms operation started: at once, while
         // it runs, as it ends or after.
         const auto cancel_at = std::chrono::microseconds(round % 5 * 500);
+        const auto started = [t] { return t->started.load() > 0; };
         const auto [e, value] = co_await fanout::test::cancel_once_started(
-            fanout::shield(tracked_value(t, 1ms, round)), [&t] { return t.started.load() > 0; }, cancel_at);
-        BOOST_TEST(t.finished.load() == 1);
-        BOOST_TEST(t.now.load() == 0);
+            fanout::shield(tracked_value(*t, 1ms, round)), started, cancel_at);
+        BOOST_TEST(t->finished.load() == 1);
+        BOOST_TEST(t->now.load() == 0);
         if (e)
           BOOST_TEST(code_of(e) == asio::error::operation_aborted);
         else

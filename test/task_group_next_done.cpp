@@ -88,8 +88,8 @@ asio::awaitable<wait_result> next_done_flagged(fanout::task_group& g, std::share
 asio::awaitable<wait_result> next_done_cancelled_after(fanout::task_group& g, std::chrono::microseconds delay)
 {
   auto waiting = std::make_shared<std::atomic<bool>>(false);
-  auto [e, result] = co_await fanout::test::cancel_once_started(
-      next_done_flagged(g, waiting), [waiting] { return waiting->load(); }, delay);
+  const auto started = [waiting] { return waiting->load(); };
+  auto [e, result] = co_await fanout::test::cancel_once_started(next_done_flagged(g, waiting), started, delay);
   BOOST_TEST(!e); // the wait itself reports its cancellation
   co_return result;
 }

@@ -31,7 +31,7 @@ template <typename Started>
 struct canceller : std::enable_shared_from_this<canceller<Started>>
 {
   template <typename Executor>
-  canceller(const Executor& ex, Started s, std::chrono::microseconds e) : timer(ex), started(std::move(s)), extra(e)
+  canceller(const Executor& ex, const Started& s, std::chrono::microseconds e) : timer(ex), started(s), extra(e)
   {}
 
   boost::asio::cancellation_signal signal;
@@ -65,15 +65,18 @@ struct canceller : std::enable_shared_from_this<canceller<Started>>
 /// Runs @p op as its own coroutine on a strand of the current executor and
 /// cancels it (terminal) from that strand @p extra after @p started() first
 /// holds (checked every 100 us there); gives what @p op failed with, and its
-/// value. @p started() must hold only once the coroutine's body runs: Asio
+/// value. @p started is copied; the caller keeps it in a variable (g++ 12
+/// destroys some by-value closure arguments of a co_await expression twice).
+/// @p started() must hold only once the coroutine's body runs: Asio
 /// 1.81's co_spawn does not survive, on a thread pool, a cancellation that
 /// comes before its body starts when the body then ends without suspending.
 template <typename T, typename Started>
 boost::asio::awaitable<std::tuple<std::exception_ptr, T>>
-cancel_once_started(boost::asio::awaitable<T> op, Started started, std::chrono::microseconds extra)
+cancel_once_started(boost::asio::awaitable<T> op, const Started& started, std::chrono::microseconds extra)
 {
-  auto strand = boost::asio::make_strand(co_await boost::asio::this_coro::executor);
-  auto c = std::make_shared<detail::canceller<Started>>(strand, std::move(started), extra);
+  auto c = std::make_shared<detail::canceller<Started>>(
+      boost::asio::make_strand(co_await boost::asio::this_coro::executor), started, extra);
+  auto strand = c->timer.get_executor();
   c->poll();
   auto result = co_await boost::asio::co_spawn(
       strand, std::move(op),
