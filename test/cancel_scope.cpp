@@ -199,7 +199,7 @@ BOOST_AUTO_TEST_SUITE(moving_on)
 GROUP_TEST_CASE(move_on_after_gives_the_value_of_an_operation_that_finishes_in_time)
 {
   tracker t;
-  const std::optional<int> value = co_await fanout::move_on_after(20 * unit, tracked_value(t, 1ms, 9));
+  const std::optional<int> value = co_await fanout::move_on_after(10s, tracked_value(t, 1ms, 9));
   BOOST_TEST(value.has_value());
   BOOST_TEST(value.value_or(-1) == 9);
   BOOST_TEST(t.finished.load() == 1);
@@ -240,7 +240,7 @@ GROUP_TEST_CASE(move_on_after_gives_a_value_that_a_cancelled_operation_still_ret
 GROUP_TEST_CASE(move_on_after_a_void_operation_tells_whether_it_completed)
 {
   tracker t;
-  const bool fast = co_await fanout::move_on_after(20 * unit, tracked_sleep(t, 1ms));
+  const bool fast = co_await fanout::move_on_after(10s, tracked_sleep(t, 1ms));
   const bool slow = co_await fanout::move_on_after(unit, tracked_sleep(t, 10s));
   BOOST_TEST(fast);
   BOOST_TEST(!slow);
@@ -252,7 +252,7 @@ GROUP_TEST_CASE(move_on_after_a_void_operation_tells_whether_it_completed)
 GROUP_TEST_CASE(move_on_after_rethrows_the_operations_own_failure)
 {
   tracker t;
-  const auto e = co_await exception_of(fanout::move_on_after(20 * unit, throws_after(t, 1ms, "own failure")));
+  const auto e = co_await exception_of(fanout::move_on_after(10s, throws_after(t, 1ms, "own failure")));
   BOOST_TEST(message_of(e) == "own failure");
 }
 
@@ -261,8 +261,7 @@ GROUP_TEST_CASE(a_timed_out_error_of_the_operation_itself_is_rethrown_and_not_ta
   tracker t;
   // The inner with_timeout expires first: its timed_out is the operation's
   // own failure, which move_on_after must not swallow.
-  const auto e =
-      co_await exception_of(fanout::move_on_after(20 * unit, fanout::with_timeout(tracked_sleep(t, 10s), unit)));
+  const auto e = co_await exception_of(fanout::move_on_after(10s, fanout::with_timeout(tracked_sleep(t, 10s), unit)));
   BOOST_TEST(code_of(e) == fanout::test::timed_out());
   BOOST_TEST(t.now.load() == 0);
 }
@@ -271,7 +270,7 @@ GROUP_TEST_CASE(move_on_after_rethrows_operation_aborted_when_the_caller_is_canc
 {
   tracker t;
   const auto start = fanout::clock::now();
-  const auto e = co_await cancel_after(fanout::move_on_after(20 * unit, tracked_value(t, 10s, 1)), unit);
+  const auto e = co_await cancel_after(fanout::move_on_after(10s, tracked_value(t, 10s, 1)), unit);
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
   BOOST_TEST(t.aborted.load() == 1); // the operation was cancelled and has finished
@@ -301,7 +300,7 @@ GROUP_TEST_CASE(move_on_at_a_deadline_already_past_gives_an_empty_result_without
 GROUP_TEST_CASE(move_on_at_gives_the_value_before_its_deadline_and_nothing_after)
 {
   tracker t;
-  const auto fast = co_await fanout::move_on_at(fanout::clock::now() + 20 * unit, tracked_value(t, 1ms, 4));
+  const auto fast = co_await fanout::move_on_at(fanout::clock::now() + 10s, tracked_value(t, 1ms, 4));
   const auto slow = co_await fanout::move_on_at(fanout::clock::now() + unit, tracked_value(t, 10s, 5));
   BOOST_TEST(fast.value_or(-1) == 4);
   BOOST_TEST(!slow.has_value());
