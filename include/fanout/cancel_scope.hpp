@@ -58,6 +58,10 @@ using move_on_result_t = std::conditional_t<std::is_void_v<T>, bool, std::option
 /// then @p op runs, and only a cancellation that comes while it runs makes
 /// shield throw.
 ///
+/// @par Completion
+/// An `asio::awaitable<T, Executor>`, awaited by the caller (no token form:
+/// what it guards is the awaiting coroutine's own cancellation).
+///
 /// @par Per-operation cancellation
 /// None reaches @p op; any cancellation type the awaiting coroutine lets
 /// through (its cancellation state's filter: terminal by default) is
@@ -117,6 +121,11 @@ template <typename T, typename Executor>
 ///         `system_error(operation_aborted)` when the awaiting coroutine was
 ///         cancelled (@p op is cancelled too and waited for first), even if the
 ///         deadline passed as well.
+///
+/// @par Completion
+/// An `asio::awaitable<std::optional<T>, Executor>` (`bool` for void),
+/// awaited by the caller; the throwing token form is
+/// fanout::async_with_deadline.
 ///
 /// @par Per-operation cancellation
 /// Every cancellation type that reaches the awaiting coroutine (its
