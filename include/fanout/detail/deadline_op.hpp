@@ -1,8 +1,8 @@
 // One operation under a deadline: the mechanism behind fanout::with_deadline,
-// with_timeout, move_on_at, move_on_after and async_map's item timeout. Its state does not depend on the
-// operation's value type (the value goes straight to its reader), so the
-// common case, awaitables of asio::any_io_executor, is compiled once in
-// src/deadline_op.cpp.
+// with_timeout, move_on_at, move_on_after and async_map's item timeout. Its
+// state does not depend on the operation's value type (the value goes straight
+// to its reader), so the common case, awaitables of asio::any_io_executor, is
+// compiled once in src/deadline_op.cpp.
 #pragma once
 
 #include "fanout/detail/clock.hpp"
