@@ -5,7 +5,7 @@
 //   fanout-micro-primitives [--smoke] [Google Benchmark flags]
 //
 // Each benchmark runs N = 100,000 operations per iteration in coroutines
-// awaited with asio::use_awaitable; the counter ns/op is wall time per
+// awaited with asio::use_awaitable; the counter s/op is wall time per
 // operation.
 //
 //   lock/uncontended/...    one coroutine locks and unlocks N times:
@@ -78,8 +78,8 @@ void run(Body body)
 void report(benchmark::State& state, std::int64_t per_iteration)
 {
   state.SetItemsProcessed(state.iterations() * per_iteration);
-  state.counters["ns/op"] = benchmark::Counter(static_cast<double>(state.iterations() * per_iteration) * 1e-9,
-                                               benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["s/op"] = benchmark::Counter(
+      static_cast<double>(per_iteration), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 // --- lock ---------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <algorithm>
@@ -101,6 +102,19 @@ BOOST_AUTO_TEST_CASE(a_free_place_is_taken_at_once_but_the_completion_is_posted)
   BOOST_TEST(a.calls == 1);
   BOOST_TEST(!a.ec);
   BOOST_TEST(a.permit.holds());
+}
+
+BOOST_AUTO_TEST_CASE(the_use_future_token_gives_plain_synchronous_code_a_permit)
+{
+  limiter lim(1);
+  auto first = lim.async_acquire(asio::use_future).get();
+  BOOST_TEST(first.holds());
+  auto second = lim.async_acquire(asio::use_future);
+  BOOST_TEST(lim.waiting() == 1U);
+  first.release();
+  const auto permit = second.get();
+  BOOST_TEST(permit.holds());
+  BOOST_TEST(lim.in_use() == 1U);
 }
 
 BOOST_AUTO_TEST_CASE(waiters_get_places_in_fifo_order)

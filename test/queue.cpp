@@ -306,6 +306,48 @@ BOOST_AUTO_TEST_CASE(a_pop_cancelled_after_a_value_was_handed_to_it_still_gets_t
   BOOST_TEST((p.value == 8));
 }
 
+namespace {
+
+// A value whose destructor reads its queue's size: were a value destroyed
+// under the queue's lock, that would deadlock (the case's timeout fails it).
+struct calls_back
+{
+  fanout::queue<calls_back>* q = nullptr;
+  std::atomic<int>* destroyed = nullptr;
+  calls_back(fanout::queue<calls_back>* queue, std::atomic<int>* count) : q(queue), destroyed(count) {}
+  calls_back(calls_back&& other) noexcept : q(std::exchange(other.q, nullptr)), destroyed(other.destroyed) {}
+  calls_back& operator=(calls_back&&) = delete;
+  ~calls_back()
+  {
+    if (q != nullptr) {
+      (void)q->size();
+      ++*destroyed;
+    }
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(values_of_cancelled_and_closed_pushes_are_destroyed_outside_the_queues_lock,
+                     *boost::unit_test::timeout(20))
+{
+  asio::io_context ctx{1};
+  std::atomic<int> destroyed{0};
+  fanout::queue<calls_back> q(1);
+  BOOST_TEST(q.try_push(calls_back(&q, &destroyed)));
+  asio::cancellation_signal signal;
+  auto ignore = asio::bind_executor(ctx.get_executor(), [](error_code) {});
+  q.async_push(calls_back(&q, &destroyed), asio::bind_cancellation_slot(signal.slot(), ignore));
+  q.async_push(calls_back(&q, &destroyed), ignore);
+  signal.emit(asio::cancellation_type::terminal); // the first parked value goes
+  BOOST_TEST(destroyed.load() == 1);
+  q.close(); // the second parked value goes
+  BOOST_TEST(destroyed.load() == 2);
+  ctx.run();
+  BOOST_TEST(q.try_pop().has_value()); // the enqueued one, destroyed here
+  BOOST_TEST(destroyed.load() == 3);
+}
+
 BOOST_AUTO_TEST_CASE(destroying_the_queue_completes_parked_operations_with_operation_aborted)
 {
   asio::io_context ctx{1};

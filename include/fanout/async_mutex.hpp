@@ -78,7 +78,7 @@ public:
   /// Waits for the mutex.
   ///
   /// @param token any completion token whose handler has an associated
-  ///        executor (a coroutine's; or a callback bound with
+  ///        executor (a coroutine's, asio::use_future's, or a callback bound with
   ///        `asio::bind_executor`). By default detail::default_token_t
   ///        (asio::deferred, or asio::use_awaitable before Boost 1.83):
   ///        `co_await m.async_lock()` either way.

@@ -81,7 +81,7 @@ public:
   /// @param value the value; held by the operation while it waits, and
   ///        destroyed (never enqueued) if the push fails or is cancelled.
   /// @param token any completion token whose handler has an associated
-  ///        executor (a coroutine's; or a callback bound with
+  ///        executor (a coroutine's, asio::use_future's, or a callback bound with
   ///        `asio::bind_executor`). By default detail::default_token_t
   ///        (asio::deferred, or asio::use_awaitable before Boost 1.83):
   ///        `co_await q.async_push(v)` either way.

@@ -67,7 +67,7 @@ public:
     {
       const std::lock_guard lock(mutex_);
       if (!buffer_.empty())
-        value = take_locked(pushed);
+        take_locked(pushed, value);
       else if (!closed_) {
         pops_.park(this->shared_from_this(), std::forward<Handler>(handler), executor);
         return;
@@ -85,7 +85,7 @@ public:
     {
       const std::lock_guard lock(mutex_);
       if (!buffer_.empty())
-        value = take_locked(pushed);
+        take_locked(pushed, value);
     }
     pushed.post();
     return value;
@@ -135,17 +135,17 @@ private:
   using push_queue = waiter_queue<push_signature, T>;
   using pop_queue = waiter_queue<pop_signature>;
 
-  // The oldest value; the longest parked push moves its value into the room
-  // made (mutex held, buffer not empty).
-  std::optional<T> take_locked(typename push_queue::completions& pushed)
+  // Moves the oldest value into @p value (empty); the longest parked push
+  // moves its value into the room made (mutex held, buffer not empty). T
+  // needs only to be move-constructible.
+  void take_locked(typename push_queue::completions& pushed, std::optional<T>& value)
   {
-    std::optional<T> value(std::move(buffer_.front()));
+    value.emplace(std::move(buffer_.front()));
     buffer_.pop_front();
     if (!pushes_.empty()) {
       buffer_.push_back(std::move(pushes_.front_payload()));
       pushes_.grant_front(pushed);
     }
-    return value;
   }
 
   void end(boost::system::error_code push_error)

@@ -1,7 +1,7 @@
 // A FIFO queue of parked waiters, each with its own per-operation
 // cancellation: the one mechanism behind every primitive that makes
-// operations wait their turn (limiter, async_mutex, event, queue, and the
-// rate limiter's waiters).
+// operations wait their turn (limiter, async_mutex, event, queue, and any
+// other that grants waiters in order).
 //
 // The owner keeps its own state and mutex; the queue is guarded by that
 // mutex. Under it the owner parks waiters and decides which are granted
