@@ -13,6 +13,8 @@
 
 namespace fanout {
 
+/// True (`std::true_type`) for `asio::awaitable<T, E>`, false for any other
+/// type; see is_awaitable_v.
 template <typename T>
 struct is_awaitable : std::false_type
 {
@@ -34,6 +36,7 @@ template <typename R>
 class invocation
 {
 public:
+  /// The call's result type.
   using value_type = R;
 
   /// A coroutine call.
@@ -70,7 +73,9 @@ template <typename R, typename... Args>
 class callable<R(Args...)>
 {
 public:
+  /// How a coroutine function is held.
   using coroutine_function = std::function<boost::asio::awaitable<R>(Args...)>;
+  /// How a blocking function is held.
   using blocking_function = std::function<R(Args...)>;
 
   /// Wraps @p f: a coroutine function if `f(args...)` is an
@@ -105,6 +110,8 @@ private:
   std::variant<coroutine_function, blocking_function> fn_;
 };
 
+/// True (`std::true_type`) for fanout::invocation<R>, false for any other
+/// type; see is_invocation_v.
 template <typename T>
 struct is_invocation : std::false_type
 {
