@@ -19,6 +19,7 @@ template <typename T>
 struct is_awaitable : std::false_type
 {
 };
+/// An `asio::awaitable<T, E>`: true.
 template <typename T, typename Executor>
 struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type
 {
@@ -57,6 +58,7 @@ private:
   std::variant<boost::asio::awaitable<R>, std::function<R()>> call_;
 };
 
+/// Declared for function types only: see callable<R(Args...)>.
 template <typename Signature>
 class callable;
 
@@ -116,6 +118,7 @@ template <typename T>
 struct is_invocation : std::false_type
 {
 };
+/// A fanout::invocation<R>: true.
 template <typename R>
 struct is_invocation<invocation<R>> : std::true_type
 {
