@@ -4,6 +4,9 @@
 
 #include <boost/asio/error.hpp>
 
+#include <algorithm>
+#include <string>
+
 namespace fanout {
 namespace {
 
@@ -48,6 +51,63 @@ const boost::system::error_category& error_category() noexcept
 void throw_error(error e, const char* what)
 {
   throw boost::system::system_error(make_error_code(e), what);
+}
+
+struct aggregate_error::contents
+{
+  std::vector<failure> errors;
+  std::string what;
+};
+
+namespace {
+
+// The message of one failure: what() for a std::exception.
+std::string message_of(const std::exception_ptr& e)
+{
+  if (!e)
+    return "no exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+// At most this many failures are spelled out in what().
+constexpr std::size_t failures_in_what = 8;
+
+} // namespace
+
+aggregate_error::aggregate_error(std::vector<failure> errors)
+{
+  auto made = std::make_shared<contents>();
+  made->errors = std::move(errors);
+  std::stable_sort(made->errors.begin(), made->errors.end(),
+                   [](const failure& a, const failure& b) { return a.first < b.first; });
+  const std::size_t n = made->errors.size();
+  std::string& text = made->what;
+  text = std::to_string(n) + (n == 1 ? " operation failed" : " operations failed");
+  for (std::size_t i = 0; i < n && i < failures_in_what; ++i) {
+    text += i == 0 ? ": [" : "; [";
+    text += std::to_string(made->errors[i].first);
+    text += "] ";
+    text += message_of(made->errors[i].second);
+  }
+  if (n > failures_in_what)
+    text += "; and " + std::to_string(n - failures_in_what) + " more";
+  contents_ = std::move(made);
+}
+
+const std::vector<aggregate_error::failure>& aggregate_error::errors() const noexcept
+{
+  return contents_->errors;
+}
+
+const char* aggregate_error::what() const noexcept
+{
+  return contents_->what.c_str();
 }
 
 namespace detail {

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -127,7 +128,19 @@ FANOUT_CO_TEST_CASE(a_failure_does_not_win_when_another_operation_succeeds_later
   BOOST_TEST(value == "late success");
 }
 
-FANOUT_CO_TEST_CASE(when_every_operation_fails_the_first_failure_is_rethrown)
+// The failure's message, as race's aggregate_error keeps it.
+std::string what_of(const std::exception_ptr& e)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  } catch (...) {
+    return "?";
+  }
+}
+
+FANOUT_CO_TEST_CASE(when_every_operation_fails_race_throws_an_aggregate_error_with_every_failure_in_index_order)
 {
   std::vector<asio::awaitable<std::string>> ops;
   ops.push_back(failing_after(2 * unit, "second"));
@@ -135,8 +148,24 @@ FANOUT_CO_TEST_CASE(when_every_operation_fails_the_first_failure_is_rethrown)
   try {
     co_await fanout::race(std::move(ops));
     BOOST_FAIL("race did not throw");
-  } catch (const std::runtime_error& e) {
-    BOOST_TEST(std::string(e.what()) == "first");
+  } catch (const fanout::aggregate_error& e) {
+    BOOST_TEST_REQUIRE(e.errors().size() == 2u);
+    BOOST_TEST(e.errors()[0].first == 0u);
+    BOOST_TEST(what_of(e.errors()[0].second) == "second");
+    BOOST_TEST(e.errors()[1].first == 1u);
+    BOOST_TEST(what_of(e.errors()[1].second) == "first");
+  }
+}
+
+FANOUT_CO_TEST_CASE(a_single_failing_operation_gives_an_aggregate_error_of_one_failure)
+{
+  try {
+    co_await fanout::race(failing_after(std::chrono::milliseconds(1), "only"));
+    BOOST_FAIL("race did not throw");
+  } catch (const fanout::aggregate_error& e) {
+    BOOST_TEST_REQUIRE(e.errors().size() == 1u);
+    BOOST_TEST(e.errors()[0].first == 0u);
+    BOOST_TEST(what_of(e.errors()[0].second) == "only");
   }
 }
 

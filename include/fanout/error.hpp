@@ -4,8 +4,13 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <cstddef>
+#include <exception>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace fanout {
 
@@ -40,6 +45,51 @@ inline boost::system::error_code make_error_code(error e) noexcept
 
 /// Throws `boost::system::system_error` carrying @p e.
 [[noreturn]] void throw_error(error e, const char* what);
+
+/// An exception that keeps every failure of several operations, each with the
+/// index of the operation that failed (Python's `ExceptionGroup`, JavaScript's
+/// `AggregateError`). fanout::race throws it when every entrant failed, and
+/// fanout::rethrow_failures for the failed outcomes of an `async_map_settled`
+/// result.
+///
+/// - errors() lists the failures in index order (the constructor sorts them;
+///   failures with equal indices keep their given order).
+/// - what() says how many operations failed and gives each failure's index and
+///   message (the `what()` of a std::exception, "unknown exception" otherwise),
+///   the first 8 of them in full.
+/// - Copies share the failures: copying never throws, as a std::exception's
+///   copy must not.
+///
+/// @par Thread safety
+/// Immutable once made: may be read from any thread.
+///
+/// @code
+/// try {
+///   co_await fanout::race(fetch(a), fetch(b));
+/// } catch (const fanout::aggregate_error& e) {
+///   for (const auto& [index, failure] : e.errors())
+///     log(index, failure);
+/// }
+/// @endcode
+class aggregate_error : public std::exception
+{
+public:
+  /// One failure: the index of the operation and its exception.
+  using failure = std::pair<std::size_t, std::exception_ptr>;
+
+  /// Keeps @p errors (each exception non-null), sorted by index.
+  explicit aggregate_error(std::vector<failure> errors);
+
+  /// Every failure, in index order.
+  [[nodiscard]] const std::vector<failure>& errors() const noexcept;
+
+  /// "2 operations failed: [0] connection refused; [3] timed out".
+  [[nodiscard]] const char* what() const noexcept override;
+
+private:
+  struct contents;
+  std::shared_ptr<const contents> contents_;
+};
 
 } // namespace fanout
 

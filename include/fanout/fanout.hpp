@@ -4,6 +4,7 @@
 #include "fanout/async_map.hpp"
 #include "fanout/async_mutex.hpp"
 #include "fanout/callable.hpp"
+#include "fanout/cancel_scope.hpp"
 #include "fanout/error.hpp"
 #include "fanout/event.hpp"
 #include "fanout/limiter.hpp"

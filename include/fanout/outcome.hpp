@@ -1,9 +1,15 @@
 // fanout/outcome.hpp — a value or the exception that replaced it.
 #pragma once
 
+#include "fanout/error.hpp"
+
+#include <concepts>
+#include <cstddef>
 #include <exception>
+#include <ranges>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace fanout {
 
@@ -84,5 +90,40 @@ public:
 private:
   std::exception_ptr error_;
 };
+
+/// Throws a fanout::aggregate_error holding every failure of @p results (an
+/// `async_map_settled` result: a range of fanout::outcome), each with its
+/// index in @p results; returns normally if none failed. The settled map's
+/// values stay where they are: read them after this call.
+///
+/// @param results any range whose elements have `error()` giving a
+///        `std::exception_ptr` (null for success), as fanout::outcome does.
+///
+/// @par Thread safety
+/// Reads @p results only; as safe as reading it from this thread.
+///
+/// @code
+/// auto results = co_await fanout::async_map_settled(fetch, urls);
+/// fanout::rethrow_failures(results); // every failure at once, with its index
+/// @endcode
+template <std::ranges::input_range Results>
+requires requires(std::ranges::range_reference_t<Results> r)
+{
+  {
+    r.error()
+    } -> std::convertible_to<std::exception_ptr>;
+}
+void rethrow_failures(Results&& results)
+{
+  std::vector<aggregate_error::failure> failures;
+  std::size_t index = 0;
+  for (auto&& r : results) {
+    if (std::exception_ptr e = r.error())
+      failures.emplace_back(index, std::move(e));
+    ++index;
+  }
+  if (!failures.empty())
+    throw aggregate_error(std::move(failures));
+}
 
 } // namespace fanout

@@ -25,12 +25,15 @@ using race_result = std::conditional_t<std::is_void_v<T>, std::size_t, std::pair
 
 namespace detail {
 
+// Written by the entrants under `mutex`; read by race once every entrant has
+// finished (then without it).
 template <typename T>
 struct race_state
 {
   std::mutex mutex;
   std::optional<race_result<T>> winner;
-  std::exception_ptr first_failure;
+  // Every failure, with its entrant's index, in the order they came.
+  std::vector<aggregate_error::failure> failures;
 };
 
 template <typename T>
@@ -55,8 +58,7 @@ boost::asio::awaitable<void> race_entrant(race_state<T>& state, task_group& grou
     }
   } catch (...) {
     std::lock_guard lock(state.mutex);
-    if (!state.first_failure)
-      state.first_failure = std::current_exception();
+    state.failures.emplace_back(index, std::current_exception());
   }
 }
 
@@ -69,8 +71,10 @@ boost::asio::awaitable<void> race_entrant(race_state<T>& state, task_group& grou
 ///
 /// @return the winner's index in @p ops and its value (only the index for
 ///         void operations).
-/// @throws the first failure if every operation failed (an operation that
-///         fails after another won is ignored);
+/// @throws fanout::aggregate_error if every operation failed (however many,
+///         one included): errors() holds each operation's index and exception,
+///         in index order. An operation that fails after another won is
+///         ignored;
 ///         `system_error(fanout::error::invalid_argument)` if @p ops is empty;
 ///         `operation_aborted` if the awaiting coroutine is cancelled before
 ///         any operation succeeded (the operations are cancelled and waited
@@ -105,7 +109,9 @@ boost::asio::awaitable<race_result<T>> race(std::vector<boost::asio::awaitable<T
   // caller was cancelled after it won.
   if (state.winner)
     co_return std::move(*state.winner);
-  std::rethrow_exception(joined ? joined : state.first_failure);
+  if (joined)
+    std::rethrow_exception(joined);
+  throw aggregate_error(std::move(state.failures));
 }
 
 /// As above, for operations given one by one: `race(fetch(a), fetch(b))`.

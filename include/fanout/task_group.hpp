@@ -21,9 +21,12 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -44,6 +47,7 @@ namespace detail {
 struct group_state final : std::enable_shared_from_this<group_state>, handler_parker
 {
   using children_type = std::vector<std::shared_ptr<task_state_base>>;
+  using next_done_signature = void(std::exception_ptr, std::optional<std::size_t>);
 
   group_state(boost::asio::any_io_executor ex, group_policy p) : executor(std::move(ex)), policy(p) {}
 
@@ -60,6 +64,63 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
   std::exception_ptr error; // fail_fast: the first failure; or operation_aborted when the owner cancelled
   children_type children;   // to cancel them; finished ones are pruned
   parked_waiters<void(std::exception_ptr)> joins;
+
+  // async_next_done. Invariant: spawned == handed + (finished.size() -
+  // finished_head) + running, and next_waiters is empty unless no finished
+  // index waits and a task runs (running > 0).
+  std::size_t spawned = 0;           // the index the next spawned task gets
+  std::size_t handed = 0;            // indices handed to next_done waiters
+  std::vector<std::size_t> finished; // indices of finished tasks, in finish order...
+  std::size_t finished_head = 0;     // ...from here on not yet handed out
+  parked_waiters<next_done_signature> next_waiters;
+
+  // The next_done waiters are registered with the parked-handlers service on
+  // their own (joins register the group itself, and taking them unregisters
+  // it): this member, through a shared_ptr that shares the group's ownership.
+  struct next_done_parker final : handler_parker
+  {
+    explicit next_done_parker(group_state& g) : group(g) {}
+    group_state& group;
+    void drop_parked_handlers() noexcept override { group.drop_next_done(); }
+  };
+  next_done_parker next_parker{*this};
+
+  std::shared_ptr<handler_parker> next_parker_owner() { return {shared_from_this(), &next_parker}; }
+
+  // The next finished index not yet handed out (mutex held; one must wait).
+  std::size_t pop_finished_locked()
+  {
+    const std::size_t index = finished[finished_head++];
+    ++handed;
+    if (finished_head == finished.size()) {
+      finished.clear();
+      finished_head = 0;
+    } else if (finished_head >= 64 && 2 * finished_head >= finished.size()) {
+      finished.erase(finished.begin(), finished.begin() + static_cast<std::ptrdiff_t>(finished_head));
+      finished_head = 0;
+    }
+    return index;
+  }
+
+  // The next_done wait with @p ticket was cancelled: it completes with
+  // operation_aborted, unless it was handed an index (or the end) already.
+  void cancel_next_done(std::uint64_t ticket)
+  {
+    parked_waiters<next_done_signature> cancelled;
+    {
+      std::lock_guard lock(mutex);
+      cancelled = next_waiters.take(ticket);
+    }
+    cancelled.complete_all(executor, aborted_error("fanout::task_group::async_next_done"),
+                           std::optional<std::size_t>());
+  }
+
+  void drop_next_done() noexcept
+  {
+    parked_waiters<next_done_signature> dropped;
+    std::lock_guard lock(mutex);
+    dropped = next_waiters.take();
+  } // unlocked before the handlers are destroyed
 
   // Records @p reason (the first wins) and returns the children to cancel:
   // every child, the first time; none after.
@@ -89,16 +150,28 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
     cancel_all(to_cancel);
   }
 
-  void child_finished(const std::exception_ptr& e)
+  // Task @p index has finished with @p e (null: returned).
+  void child_finished(const std::exception_ptr& e, std::size_t index)
   {
     children_type to_cancel;
     parked_waiters<void(std::exception_ptr)> ready;
+    parked_waiters<next_done_signature> next;  // gets index
+    parked_waiters<next_done_signature> ended; // get the end: nothing runs, nothing waits to be handed out
     std::exception_ptr outcome;
     {
       std::lock_guard lock(mutex);
       if (e && policy == group_policy::fail_fast)
         to_cancel = cancel_locked(e);
-      if (--running == 0 && !joins.empty()) {
+      --running;
+      if (next_waiters.empty()) {
+        finished.push_back(index);
+      } else {
+        next = next_waiters.take_front();
+        ++handed;
+        if (running == 0)
+          ended = next_waiters.take();
+      }
+      if (running == 0 && !joins.empty()) {
         closed = true;
         outcome = error;
         ready = joins.take();
@@ -106,6 +179,8 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
     }
     cancel_all(to_cancel);
     ready.complete_all(executor, outcome);
+    next.complete_all(executor, std::exception_ptr(), std::optional<std::size_t>(index));
+    ended.complete_all(executor, std::exception_ptr(), std::optional<std::size_t>());
   }
 
   // The executor's context is shutting down: destroy the parked joins without
@@ -133,6 +208,8 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 /// - Cancelling the coroutine that awaits async_join() cancels every task;
 ///   async_join() then throws `operation_aborted` once they have finished.
 /// - `g.cancel()` cancels every task (and any spawned later).
+/// - `co_await g.async_next_done()` gives the spawn index of the next task to
+///   finish (each once, in finish order), then an empty optional.
 /// - After a join has completed the group is closed: spawn() throws
 ///   `system_error(fanout::error::group_closed)`, and joining again completes
 ///   at once with the same outcome.
@@ -141,7 +218,8 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 ///   joins.
 ///
 /// @par Thread safety
-/// spawn(), cancel() and async_join() may be called from any thread.
+/// spawn(), cancel(), async_join() and async_next_done() may be called from
+/// any thread.
 ///
 /// @code
 /// fanout::task_group g(co_await asio::this_coro::executor);
@@ -180,14 +258,16 @@ public:
   template <typename T, typename Executor>
   task<T> spawn(boost::asio::awaitable<T, Executor> body)
   {
+    std::size_t index = 0;
     {
       std::lock_guard lock(state_->mutex);
       if (state_->closed)
         throw_error(error::group_closed, "fanout::task_group::spawn");
       ++state_->running;
+      index = state_->spawned++;
     }
     auto t = detail::spawn_task(state_->executor, std::move(body),
-                                [s = state_](const std::exception_ptr& e) { s->child_finished(e); });
+                                [s = state_, index](const std::exception_ptr& e) { s->child_finished(e, index); });
     bool cancel_it = false;
     {
       std::lock_guard lock(state_->mutex);
@@ -252,6 +332,71 @@ public:
                           if (auto g = weak.lock())
                             g->cancel(detail::aborted_error("fanout::task_group"));
                         });
+        },
+        token, state_);
+  }
+
+  /// The spawn index of the next task of the group to finish (tokio's
+  /// `JoinSet::join_next`): tasks are numbered from 0 in the order spawn()
+  /// was called, and each index is handed out once, in the order the tasks
+  /// finished (however they finished: returned, failed or cancelled). The
+  /// task's own handle (from spawn()) gives its value or exception.
+  ///
+  /// @param token any completion token; by default the executor's default
+  ///        completion token (see detail::default_token_t; `co_await
+  ///        g.async_next_done()` either way).
+  ///
+  /// @par Completion signature
+  /// `void(std::exception_ptr, std::optional<std::size_t>)`: an index; or an
+  /// empty optional once every task spawned so far has been handed out (a
+  /// task spawned later gives the next call an index again); or
+  /// `operation_aborted` (and empty) when the wait was cancelled. Several
+  /// waits may be pending at once: they get indices in the order they were
+  /// started. The handler runs on its associated executor, or on the group's
+  /// if it has none; never inside this call. Its executor keeps outstanding
+  /// work until then.
+  ///
+  /// The group keeps the index of each finished task until a call hands it
+  /// out (one `std::size_t` per task, also in a group that never calls this).
+  ///
+  /// @par Per-operation cancellation
+  /// Any type cancels this wait only: it completes with `operation_aborted`
+  /// and takes no index (the next wait gets it); the group and its tasks are
+  /// not cancelled. A cancellation that comes after the wait was handed an
+  /// index changes nothing.
+  ///
+  /// @par Thread safety
+  /// May be called from any thread, concurrently with spawn(), cancel(),
+  /// async_join() and other async_next_done() calls.
+  ///
+  /// @code
+  /// std::vector<fanout::task<reply>> tasks;
+  /// for (auto& url : urls) tasks.push_back(g.spawn(fetch(url)));
+  /// while (auto i = co_await g.async_next_done())
+  ///   show(urls[*i], co_await tasks[*i].async_wait()); // as each one finishes
+  /// @endcode
+  template <boost::asio::completion_token_for<detail::group_state::next_done_signature> Token =
+                detail::default_token_t<boost::asio::any_io_executor>>
+  auto async_next_done(Token&& token = Token())
+  {
+    return boost::asio::async_initiate<Token, detail::group_state::next_done_signature>(
+        [](auto handler, std::shared_ptr<detail::group_state> s) {
+          std::unique_lock lock(s->mutex);
+          if (s->finished_head < s->finished.size() || s->running == 0) {
+            std::optional<std::size_t> index;
+            if (s->finished_head < s->finished.size())
+              index = s->pop_finished_locked();
+            lock.unlock();
+            detail::post_completion(std::move(handler), s->executor, std::exception_ptr(), index);
+            return;
+          }
+          const std::uint64_t ticket = s->next_waiters.next_ticket();
+          s->next_waiters.park(
+              std::move(handler), s->next_parker_owner(), s->executor,
+              [weak = std::weak_ptr<detail::group_state>(s), ticket](boost::asio::cancellation_type_t) {
+                if (auto g = weak.lock())
+                  g->cancel_next_done(ticket);
+              });
         },
         token, state_);
   }

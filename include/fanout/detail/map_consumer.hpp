@@ -28,14 +28,15 @@ public:
   using signature = void(std::exception_ptr, std::optional<Element>);
 
   /// Hands @p handler the next element, or the end (or the failure) if the
-  /// map has finished, or parks it for notify(). True if an item may start.
+  /// map has finished, or parks it for notify(). True if an item may start
+  /// and no spawn posted by an earlier call is pending: the caller posts one.
   template <typename Handler, typename OnCancel>
   bool next(Handler&& handler, map_window& window, Sink& sink, const std::shared_ptr<handler_parker>& owner,
             OnCancel on_cancel)
   {
     std::unique_lock lock(window.mutex());
     if (auto element = pop_locked(window, sink)) {
-      const bool room = window.can_start_locked();
+      const bool room = window.can_start_locked() && window.claim_posted_spawn_locked();
       lock.unlock();
       post_completion(std::forward<Handler>(handler), window.executor(), std::exception_ptr(), std::move(element));
       return room;

@@ -222,8 +222,8 @@ private:
     }
     std::optional<item> out;
     out.emplace(item{input_.take(), pulled_++});
-    if constexpr (!as_completed)
-      out->cell = sink_.add();
+    if constexpr (!as_completed && !std::is_void_v<Stored>)
+      out->cell = sink_.add(); // void items leave nothing: no cell
     window_.occupy_locked();
     return out;
   }
@@ -300,7 +300,13 @@ private:
     }
     // Room in the window again: spawn from the executor, not inside this initiation.
     if (waiter_.next(std::forward<Handler>(handler), window_, sink_, this->shared_from_this(), on_cancel()))
-      boost::asio::post(window_.executor(), [self = this->shared_from_this()] { self->spawn_workers(); });
+      boost::asio::post(window_.executor(), [self = this->shared_from_this()] {
+        {
+          std::lock_guard lock(self->window_.mutex());
+          self->window_.posted_spawn_ran_locked();
+        }
+        self->spawn_workers();
+      });
   }
 
   void notify()

@@ -72,6 +72,11 @@ public:
   place* take_place_locked();
   /// About @p n items are expected (a sized input): room for their places.
   void expect_items_locked(std::size_t n) noexcept { places_.reserve(std::min(n, limit_)); }
+  /// The consumer made room: true if it should post a spawn, false if one
+  /// is posted already and has not run (consecutive ones coalesce).
+  [[nodiscard]] bool claim_posted_spawn_locked() noexcept { return !std::exchange(spawn_posted_, true); }
+  /// The posted spawn runs: room made later needs another.
+  void posted_spawn_ran_locked() noexcept { spawn_posted_ = false; }
   [[nodiscard]] bool finished_locked() const noexcept { return finished_; }
   [[nodiscard]] const std::exception_ptr& error_locked() const noexcept { return error_; }
 
@@ -175,6 +180,7 @@ private:
   bool exhausted_ = false;        // the input has no more items
   bool stopping_ = false;         // no more items start
   bool finished_ = false;         // all work is over; the outcome is final
+  bool spawn_posted_ = false;     // streams: a spawn posted by the consumer has not run yet
   std::exception_ptr error_;      // the first failure (or operation_aborted, timed_out)
   parked_waiters<void()> waiter_; // collect maps: the awaiting coroutine
 };

@@ -11,6 +11,9 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -33,6 +36,11 @@ namespace fanout::detail {
 /// and assigns the handler's cancellation slot. The slot is assigned after
 /// type erasure: any_completion_handler takes over the handler's slot and
 /// offers its own, which is where ours must go.
+///
+/// Each parked handler has a ticket (next_ticket() before it is parked), by
+/// which one waiter can be taken alone: a waiter whose own wait is cancelled
+/// leaves while the others stay parked. The owner stays registered with the
+/// service while any handler is parked.
 template <typename Signature>
 class parked_waiters
 {
@@ -57,7 +65,9 @@ public:
         adapt_handler(std::forward<Handler>(handler), [work = std::move(work)](auto&& h, auto&&... args) mutable {
           std::move(h)(std::forward<decltype(args)>(args)...);
         });
-    handler_type& parked = first_ ? more_.emplace_back(std::move(working)) : first_.emplace(std::move(working));
+    const std::uint64_t ticket = next_ticket_++;
+    handler_type& parked = first_ ? more_.emplace_back(entry{ticket, handler_type(std::move(working))}).handler
+                                  : first_.emplace(entry{ticket, handler_type(std::move(working))}).handler;
     if (!service_)
       service_ = &parked_handlers_of(executor);
     owner_ = owner.get();
@@ -68,6 +78,9 @@ public:
   }
 
   [[nodiscard]] bool empty() const noexcept { return !first_; }
+
+  /// The ticket of the handler that park() parks next.
+  [[nodiscard]] std::uint64_t next_ticket() const noexcept { return next_ticket_; }
 
   /// Every parked handler, in parking order, handed to the caller; the owner
   /// is no longer registered (it holds no handler).
@@ -83,15 +96,47 @@ public:
     return out;
   }
 
+  /// The handler parked first, alone, handed to the caller (none if empty);
+  /// the others stay parked.
+  parked_waiters take_front()
+  {
+    parked_waiters out;
+    if (!first_)
+      return out;
+    out.first_.swap(first_);
+    if (!more_.empty()) {
+      first_.emplace(std::move(more_.front()));
+      remove_more(0);
+    } else if (service_) {
+      service_->unpark(owner_);
+    }
+    return out;
+  }
+
+  /// The handler parked with @p ticket, alone, handed to the caller (none if
+  /// it is no longer parked); the others stay parked.
+  parked_waiters take(std::uint64_t ticket)
+  {
+    if (first_ && first_->ticket == ticket)
+      return take_front();
+    parked_waiters out;
+    const auto it = std::find_if(more_.begin(), more_.end(), [ticket](const entry& e) { return e.ticket == ticket; });
+    if (it != more_.end()) {
+      out.first_.emplace(std::move(*it));
+      remove_more(static_cast<std::size_t>(it - more_.begin()));
+    }
+    return out;
+  }
+
   /// Calls @p f(handler) for each handler, in parking order.
   template <typename F>
   void for_each(F&& f)
   {
     if (!first_)
       return;
-    f(std::move(*first_));
-    for (auto& h : more_)
-      f(std::move(h));
+    f(std::move(first_->handler));
+    for (auto& e : more_)
+      f(std::move(e.handler));
   }
 
   /// Posts every handler's completion with @p args (copied for each), through
@@ -103,8 +148,29 @@ public:
   }
 
 private:
-  std::optional<handler_type> first_;
-  std::vector<handler_type> more_;
+  struct entry
+  {
+    std::uint64_t ticket;
+    handler_type handler;
+  };
+
+  // Drops more_[i] (moved from), keeping the others' order. The vector is
+  // rebuilt by move construction, never by move assignment (erase): Asio
+  // 1.81's any_completion_handler move assignment wraps the handler in a new
+  // any_completion_handler, recursively, instead of moving it.
+  void remove_more(std::size_t i)
+  {
+    std::vector<entry> rest;
+    rest.reserve(more_.size() - 1);
+    for (std::size_t k = 0; k < more_.size(); ++k)
+      if (k != i)
+        rest.push_back(std::move(more_[k]));
+    more_.swap(rest);
+  }
+
+  std::optional<entry> first_; // parked first
+  std::vector<entry> more_;    // the others, in parking order
+  std::uint64_t next_ticket_ = 0;
   parked_handlers_service* service_ = nullptr; // where the owner is registered while it parks
   const handler_parker* owner_ = nullptr;      // the owner, as registered
 };
