@@ -318,11 +318,12 @@ concept map_settled_token_arguments = detail::map_token_check_t<true, F, RangesT
 ///        context (`io_context&`, `thread_pool&`: its executor).
 /// @param options as for the coroutine form, braced too:
 ///        `fanout::async_map(ex, {.max_concurrency = 2}, f, xs, token)`.
-/// @param f, ranges as for async_map.
-/// @param token last: a callback, `asio::use_future`, `asio::deferred`,
-///        `asio::use_awaitable`, `asio::as_tuple(...)`, ... It has no default
-///        (the ranges are variadic: a missing token would be taken for a
-///        range); forgetting it is a compile-time error that says so.
+/// @param f as for async_map.
+/// @param args the ranges (as for async_map), then the completion token: a
+///        callback, `asio::use_future`, `asio::deferred`,
+///        `asio::use_awaitable`, `asio::as_tuple(...)`, ... The token has no
+///        default (the ranges are variadic: a missing token would be taken for
+///        a range); forgetting it is a compile-time error that says so.
 ///
 /// @par Completion signature
 /// `void(std::exception_ptr, std::vector<R>)`, or `void(std::exception_ptr)`

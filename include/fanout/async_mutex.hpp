@@ -48,10 +48,12 @@ public:
   class scoped_lock
   {
   public:
+    /// An empty lock: owns no mutex.
     scoped_lock() = default;
 
     /// True while this object holds the mutex.
     [[nodiscard]] bool owns_lock() const noexcept { return place_.held(); }
+    /// owns_lock().
     explicit operator bool() const noexcept { return owns_lock(); }
 
     /// Unlocks now (the longest waiter gets the mutex); then empty.

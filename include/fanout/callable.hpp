@@ -13,10 +13,13 @@
 
 namespace fanout {
 
+/// True (`std::true_type`) for `asio::awaitable<T, E>`, false for any other
+/// type; see is_awaitable_v.
 template <typename T>
 struct is_awaitable : std::false_type
 {
 };
+/// An `asio::awaitable<T, E>`: true.
 template <typename T, typename Executor>
 struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type
 {
@@ -34,6 +37,7 @@ template <typename R>
 class invocation
 {
 public:
+  /// The call's result type.
   using value_type = R;
 
   /// A coroutine call.
@@ -54,6 +58,7 @@ private:
   std::variant<boost::asio::awaitable<R>, std::function<R()>> call_;
 };
 
+/// Declared for function types only: see callable<R(Args...)>.
 template <typename Signature>
 class callable;
 
@@ -70,7 +75,9 @@ template <typename R, typename... Args>
 class callable<R(Args...)>
 {
 public:
+  /// How a coroutine function is held.
   using coroutine_function = std::function<boost::asio::awaitable<R>(Args...)>;
+  /// How a blocking function is held.
   using blocking_function = std::function<R(Args...)>;
 
   /// Wraps @p f: a coroutine function if `f(args...)` is an
@@ -105,10 +112,13 @@ private:
   std::variant<coroutine_function, blocking_function> fn_;
 };
 
+/// True (`std::true_type`) for fanout::invocation<R>, false for any other
+/// type; see is_invocation_v.
 template <typename T>
 struct is_invocation : std::false_type
 {
 };
+/// A fanout::invocation<R>: true.
 template <typename R>
 struct is_invocation<invocation<R>> : std::true_type
 {

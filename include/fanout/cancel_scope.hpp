@@ -116,7 +116,7 @@ template <typename T, typename Executor>
 ///         and @p op then ended with `operation_aborted`. For void, `bool`:
 ///         true if @p op completed. An @p op that still returned a value after
 ///         the deadline passed (it handled the cancellation) gives that value.
-/// @throws @p op's own failure, whenever it came (a failure other than the
+/// @throws whatever @p op throws, whenever it throws (any failure other than the
 ///         `operation_aborted` caused by the deadline);
 ///         `system_error(operation_aborted)` when the awaiting coroutine was
 ///         cancelled (@p op is cancelled too and waited for first), even if the

@@ -34,6 +34,10 @@ enum class error {
 /// The category of fanout::error values; its name is "fanout".
 const boost::system::error_category& error_category() noexcept;
 
+/// @p e as a `boost::system::error_code` of error_category(). Found by
+/// argument-dependent lookup, so `boost::system::error_code ec =
+/// fanout::error::timed_out;` works (fanout::error is registered as an error
+/// code enum).
 inline boost::system::error_code make_error_code(error e) noexcept
 {
   return {static_cast<int>(e), error_category()};

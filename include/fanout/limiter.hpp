@@ -46,10 +46,12 @@ public:
   class permit
   {
   public:
+    /// An empty permit: holds no place.
     permit() = default;
 
     /// True while this permit holds a place.
     [[nodiscard]] bool holds() const noexcept { return place_.held(); }
+    /// holds().
     explicit operator bool() const noexcept { return holds(); }
 
     /// Gives the place back now (to the longest waiter, if any); then empty.

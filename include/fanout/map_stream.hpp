@@ -50,8 +50,14 @@ public:
   /// `void(std::exception_ptr, std::optional<value_type>)`.
   using signature = typename Engine::next_signature;
 
+  /// A stream over @p engine, the map it owns. Made by async_map_stream and
+  /// async_map_as_completed.
   explicit map_stream(std::shared_ptr<Engine> engine) : engine_(std::move(engine)) {}
+  /// Takes over the map; the moved-from stream must only be destroyed or
+  /// assigned to.
   map_stream(map_stream&&) noexcept = default;
+  /// Cancels this stream's map (as the destructor does) and takes over
+  /// @p other's.
   map_stream& operator=(map_stream&& other) noexcept
   {
     if (this != &other) {
@@ -82,6 +88,10 @@ public:
   /// @throws `system_error(fanout::error::invalid_argument)` from this call
   ///         if the stream was made without an executor and the handler has
   ///         none (a plain callback): there is nowhere to run the map.
+  ///
+  /// @par Thread safety
+  /// One call at a time: do not call async_next() again before the previous
+  /// call completed.
   template <boost::asio::completion_token_for<signature> Token = detail::default_token_t<boost::asio::any_io_executor>>
   auto async_next(Token&& token = Token())
   {

@@ -83,6 +83,10 @@ auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
 /// starts (the await throws `operation_aborted`); a call already running is
 /// waited for.
 ///
+/// @par Thread safety
+/// The call runs on a pool thread, concurrently with the awaiting
+/// coroutine's executor: whatever it touches must be safe to use from there.
+///
 /// @code
 /// std::string s = co_await fanout::to_thread(a); // a() blocks one second
 /// @endcode

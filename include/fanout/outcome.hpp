@@ -26,6 +26,7 @@ public:
 
   /// True if the item produced a value.
   [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
+  /// has_value().
   explicit operator bool() const noexcept { return has_value(); }
 
   /// The value; rethrows the item's exception if it failed.
@@ -34,11 +35,13 @@ public:
     rethrow_if_error();
     return std::get<0>(state_);
   }
+  /// The value; rethrows the item's exception if it failed.
   [[nodiscard]] const T& value() const&
   {
     rethrow_if_error();
     return std::get<0>(state_);
   }
+  /// The value, to move from; rethrows the item's exception if it failed.
   [[nodiscard]] T&& value() &&
   {
     rethrow_if_error();
@@ -66,10 +69,14 @@ template <>
 class outcome<void>
 {
 public:
+  /// A successful outcome.
   outcome() = default;
+  /// A failed outcome; a null @p error makes a successful one.
   outcome(std::exception_ptr error) : error_(std::move(error)) {} // NOLINT: implicit by design
 
+  /// True if the item succeeded.
   [[nodiscard]] bool has_value() const noexcept { return !error_; }
+  /// has_value().
   explicit operator bool() const noexcept { return has_value(); }
   /// Rethrows the item's exception if it failed.
   void value() const
@@ -77,6 +84,7 @@ public:
     if (error_)
       std::rethrow_exception(error_);
   }
+  /// The item's exception, or null if it succeeded.
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
 
 private:

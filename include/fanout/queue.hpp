@@ -60,6 +60,7 @@ class queue
                 "fanout::queue<T> holds move-constructible values");
 
 public:
+  /// The type of the values queued.
   using value_type = T;
   /// The completion signature of async_push.
   using push_signature = void(boost::system::error_code);

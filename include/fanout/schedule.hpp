@@ -60,11 +60,16 @@ concept scheduled_callable = std::invocable<F&> &&
 /// Calls @p f on @p executor at @p when (asyncio's `loop.call_at`). A time
 /// already past runs it as soon as the executor gets to it.
 ///
+/// @param executor where @p f runs (as for spawn).
+/// @param when the steady-clock time to call @p f at.
 /// @param f a plain callable (called on the executor) or a coroutine function
 ///        returning `asio::awaitable<void>` (awaited there).
 /// @return a task<void> handle: `cancel()` before the time means @p f never
 ///         runs; awaiting it waits for the call and rethrows what @p f threw.
 ///         Dropping the handle leaves the call scheduled.
+///
+/// @par Thread safety
+/// May be called from any thread (as spawn); @p f runs on @p executor.
 ///
 /// @code
 /// auto h = fanout::call_at(ctx.get_executor(), fanout::clock::now() + 1s, [] { std::cout << "tick\n"; });
@@ -99,6 +104,9 @@ template <typename Executor, typename Rep, typename Period, scheduled_callable F
 ///
 /// @throws `system_error(fanout::error::invalid_argument)` for a zero or
 ///         negative period.
+///
+/// @par Thread safety
+/// As for call_at.
 ///
 /// @code
 /// auto heartbeat = fanout::call_every(ctx.get_executor(), 100ms, [&] { send_heartbeat(); });

@@ -120,6 +120,9 @@ struct initiate_sleep
 /// `terminal`, `partial` and `total` cancellation through the handler's
 /// associated cancellation slot end the wait with `operation_aborted`.
 ///
+/// @par Thread safety
+/// May be called from any thread; the timer is owned by the operation.
+///
 /// @code
 /// fanout::async_sleep(ctx.get_executor(), 10ms, [](boost::system::error_code ec) { ... });
 /// @endcode

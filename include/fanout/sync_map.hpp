@@ -36,27 +36,46 @@ namespace fanout {
 /// - Leaving the loop early (break, return, an exception of yours) cancels the
 ///   items still running and, in the destructor, runs the io_context until
 ///   they have finished: nothing is left running.
+///
+/// @par Thread safety
+/// One thread iterates. `begin()`, `++` and the destructor run the io_context
+/// from the calling thread (as fanout::run does).
 template <typename Stream>
 class sync_results
 {
 public:
+  /// The type of each result: the map's item value.
   using value_type = typename Stream::value_type;
 
+  /// An input iterator over the results; compares equal to `end()` (a
+  /// `std::default_sentinel_t`) once the map has ended. Only the most recent
+  /// result is held: a result reached through an iterator is valid until the
+  /// next `++`.
   class iterator
   {
   public:
+    /// A single-pass input iterator.
     using iterator_concept = std::input_iterator_tag;
+    /// The result type, sync_results::value_type.
     using value_type = typename sync_results::value_type;
+    /// Required of an iterator; never used to measure the range.
     using difference_type = std::ptrdiff_t;
 
+    /// A singular iterator: only assignable.
     iterator() = default;
+    /// The current result.
     value_type& operator*() const { return *owner_->current_; }
+    /// The current result's members.
     value_type* operator->() const { return &*owner_->current_; }
+    /// Runs the io_context until the next result is ready (or the map has
+    /// ended); rethrows a failing item's exception, after which the range has
+    /// ended.
     iterator& operator++()
     {
       owner_->advance();
       return *this;
     }
+    /// As `++it`; returns nothing (an input iterator keeps no old position).
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.owner_->ended(); }
 
@@ -66,6 +85,8 @@ public:
     sync_results* owner_ = nullptr;
   };
 
+  /// A range over @p stream's results that runs @p ctx to get them, and owns
+  /// @p own (null when @p ctx is the caller's). Made by sync_map.
   sync_results(std::unique_ptr<boost::asio::io_context> own, boost::asio::io_context& ctx, Stream stream)
       : own_(std::move(own)), ctx_(&ctx), stream_(std::move(stream))
   {}
@@ -103,6 +124,8 @@ public:
     }
     return iterator(this);
   }
+  /// The end of the range: iterators compare equal to it once the map has
+  /// ended.
   std::default_sentinel_t end() const noexcept { return {}; }
 
   /// True once every result was handed out (or the map failed).

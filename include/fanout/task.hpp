@@ -289,6 +289,7 @@ class task
                 "fanout::task<T> needs a default-constructible T, as asio::co_spawn does");
 
 public:
+  /// The coroutine's result type.
   using value_type = T;
   /// The completion signature of `async_wait`: `void(std::exception_ptr, T)`,
   /// or `void(std::exception_ptr)` for `task<void>`.
@@ -354,6 +355,10 @@ public:
   ///         empty handle and a handler with no associated executor: there is
   ///         no executor to complete it on. (A handler with an executor gets
   ///         the same error as its completion.)
+  ///
+  /// @par Thread safety
+  /// May be called from any thread; several waits may be pending at once (the
+  /// value goes to the first, see the class).
   template <boost::asio::completion_token_for<signature> Token = detail::default_token_t<boost::asio::any_io_executor>>
   auto async_wait(Token&& token = Token()) const
   {

@@ -229,6 +229,7 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 class task_group
 {
 public:
+  /// A group whose tasks run on @p executor, failing as @p policy says.
   explicit task_group(boost::asio::any_io_executor executor, group_policy policy = group_policy::fail_fast)
       : state_(std::make_shared<detail::group_state>(std::move(executor), policy))
   {}
@@ -239,6 +240,8 @@ public:
   {}
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
+  /// Cancels the tasks still running, without waiting for them: they finish
+  /// on their executor. Joins still waiting complete when they have.
   ~task_group()
   {
     detail::group_state::children_type to_cancel;
@@ -306,6 +309,10 @@ public:
   ///
   /// @par Per-operation cancellation
   /// Any type cancels every task; the join completes once they have finished.
+  ///
+  /// @par Thread safety
+  /// May be called from any thread; several joins may wait at once, and all
+  /// complete with the same outcome.
   template <boost::asio::completion_token_for<void(std::exception_ptr)> Token =
                 detail::default_token_t<boost::asio::any_io_executor>>
   auto async_join(Token&& token = Token())
@@ -413,6 +420,11 @@ private:
 /// If @p body throws, the group's tasks are cancelled and joined, then the
 /// body's exception is rethrown. Otherwise the join's outcome is (the first
 /// task failure under fail_fast).
+///
+/// @par Cancellation
+/// @p body sees the awaiting coroutine's cancellation as any code it awaits
+/// does. A cancellation while joining cancels every task; with_task_group
+/// still waits for them all before it completes.
 ///
 /// @code
 /// co_await fanout::with_task_group([&](fanout::task_group& g) -> asio::awaitable<void> {

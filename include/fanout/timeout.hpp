@@ -59,6 +59,10 @@ auto async_with_deadline(const Executor& executor, boost::asio::awaitable<T, Awa
 /// `boost::system::system_error(fanout::error::timed_out)` on expiry. T need
 /// only be move-constructible (or void).
 ///
+/// @par Cancellation
+/// Cancelling the awaiting coroutine is forwarded to @p op (as for
+/// async_with_deadline); the await completes once @p op has finished.
+///
 /// @code
 /// auto body = co_await fanout::with_deadline(fetch(url), start + 2s);
 /// @endcode
@@ -82,7 +86,7 @@ template <typename T, typename Executor>
 /// Awaits @p op for at most @p timeout (asyncio's `wait_for`); throws
 /// `boost::system::system_error(fanout::error::timed_out)` on expiry, after
 /// @p op was cancelled and has finished. A zero or negative timeout fails at
-/// once without starting @p op.
+/// once without starting @p op. Cancellation as for with_deadline.
 ///
 /// @code
 /// try {

@@ -28,6 +28,7 @@ namespace fanout {
 class timer
 {
 public:
+  /// The clock the guard measures with.
   using clock = std::chrono::steady_clock;
   /// Receives the label and the elapsed time when the guard is destroyed.
   using sink = std::function<void(std::string_view label, std::chrono::duration<double> elapsed)>;
@@ -43,6 +44,7 @@ public:
 
   timer(const timer&) = delete;
   timer& operator=(const timer&) = delete;
+  /// Prints the elapsed seconds, or gives them to the sink.
   ~timer();
 
   /// Time since construction.
