@@ -1,5 +1,5 @@
-// fanout/task_group.hpp — structured concurrency: tasks that never outlive
-// their group (asyncio.TaskGroup, Trio's nursery).
+// fanout/task_group.hpp — structured concurrency: tasks awaited together by
+// their group's join (asyncio.TaskGroup, Trio's nursery).
 #pragma once
 
 #include "fanout/error.hpp"
@@ -196,7 +196,9 @@ struct group_state final : std::enable_shared_from_this<group_state>, handler_pa
 } // namespace detail
 
 /// A scope for tasks: every task spawned into the group is awaited by
-/// async_join(), and none outlives the group's join.
+/// async_join(), and none outlives the group's join. A group destroyed
+/// without a join cancels its tasks but does not wait for them (use
+/// with_task_group for a scope that always joins).
 ///
 /// - `g.spawn(awaitable)` starts a task on the group's executor now and
 ///   returns its fanout::task handle (which can be awaited or cancelled on its

@@ -26,7 +26,8 @@ namespace fanout {
 /// - If @p deadline passes first: @p op is cancelled (terminal), waited for
 ///   (an operation that ignores cancellation is never abandoned running),
 ///   and the operation fails with `fanout::error::timed_out` — unless @p op
-///   still returned a value, which is then delivered.
+///   still returned a value, which is then delivered, or failed with an
+///   error of its own (anything but `operation_aborted`), which is passed on.
 /// - A deadline already past fails with `timed_out` without starting @p op.
 ///
 /// @par Completion signature
@@ -55,9 +56,10 @@ auto async_with_deadline(const Executor& executor, boost::asio::awaitable<T, Awa
 }
 
 /// Awaits @p op, but no later than @p deadline (Trio's `fail_at`): see
-/// async_with_deadline for the outcome. Throws
-/// `boost::system::system_error(fanout::error::timed_out)` on expiry. T need
-/// only be move-constructible (or void).
+/// async_with_deadline for the outcome. When the deadline passes, @p op is
+/// cancelled and waited for; if it then ends cancelled, this throws
+/// `boost::system::system_error(fanout::error::timed_out)` (a value it still
+/// returns is delivered). T need only be move-constructible (or void).
 ///
 /// @par Cancellation
 /// Cancelling the awaiting coroutine is forwarded to @p op (as for
@@ -83,9 +85,10 @@ template <typename T, typename Executor>
   }
 }
 
-/// Awaits @p op for at most @p timeout (asyncio's `wait_for`); throws
-/// `boost::system::system_error(fanout::error::timed_out)` on expiry, after
-/// @p op was cancelled and has finished. A zero or negative timeout fails at
+/// Awaits @p op for at most @p timeout (asyncio's `wait_for`): on expiry @p op
+/// is cancelled and waited for, and if it ends cancelled this throws
+/// `boost::system::system_error(fanout::error::timed_out)` (a value it still
+/// returns is delivered). A zero or negative timeout fails at
 /// once without starting @p op. Cancellation as for with_deadline.
 ///
 /// @code

@@ -28,6 +28,7 @@ namespace fanout {
 /// @code
 /// fanout::backoff policy{.initial = 50ms, .factor = 3, .max_delay = 2s, .jitter = 0.5, .max_attempts = 5};
 /// @endcode
+/// @headerfile retry.hpp <fanout/retry.hpp>
 struct backoff
 {
   /// The delay after the first failure (before jitter).
