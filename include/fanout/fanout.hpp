@@ -24,3 +24,4 @@
 #include "fanout/task_group.hpp"
 #include "fanout/timeout.hpp"
 #include "fanout/timer.hpp"
+#include "fanout/version.hpp"

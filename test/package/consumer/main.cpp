@@ -10,6 +10,19 @@
 static_assert(__cplusplus > 202002L, "the consumer's -std was overridden");
 #endif
 
+#ifdef FANOUT_CONSUMER_EXPECTS_VERSION_MAJOR
+// fanout/fanout.hpp brings fanout/version.hpp, whose numbers are those of
+// fanout's CMake project (passed by the package tests).
+static_assert(FANOUT_VERSION_MAJOR == FANOUT_CONSUMER_EXPECTS_VERSION_MAJOR, "FANOUT_VERSION_MAJOR");
+static_assert(FANOUT_VERSION_MINOR == FANOUT_CONSUMER_EXPECTS_VERSION_MINOR, "FANOUT_VERSION_MINOR");
+static_assert(FANOUT_VERSION_PATCH == FANOUT_CONSUMER_EXPECTS_VERSION_PATCH, "FANOUT_VERSION_PATCH");
+// FANOUT_VERSION is one number, usable in #if.
+#if FANOUT_VERSION != FANOUT_CONSUMER_EXPECTS_VERSION_MAJOR * 100000 + FANOUT_CONSUMER_EXPECTS_VERSION_MINOR * 100 +   \
+                          FANOUT_CONSUMER_EXPECTS_VERSION_PATCH
+#error "FANOUT_VERSION is not major * 100000 + minor * 100 + patch"
+#endif
+#endif
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
