@@ -424,6 +424,15 @@ BOOST_AUTO_TEST_CASE(three_thousand_timeouts_racing_their_operations_on_a_pool_e
       for (int i = 0; i < n; ++i) // braced: the operation is drawn before the limit
         cases.push_back(
             {i, std::chrono::microseconds(operation_us(random)), std::chrono::microseconds(limit_us(random))});
+      // Both ends of the race in every round, however loaded the machine: on
+      // a stalled process every timer of the race above may expire in one
+      // batch, operations first, and then every late value stands.
+      for (int i = 14; i < n; i += 16) {
+        cases[static_cast<std::size_t>(i)].operation = std::chrono::microseconds(0); // a value, 100 ms early
+        cases[static_cast<std::size_t>(i)].limit = std::chrono::milliseconds(100);
+        cases[static_cast<std::size_t>(i) + 1].operation = std::chrono::milliseconds(100); // timed out, 99 ms late
+        cases[static_cast<std::size_t>(i) + 1].limit = std::chrono::milliseconds(1);
+      }
       tracker items;
       auto future = fanout::async_map_settled(
           pool.get_executor(),
