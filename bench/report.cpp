@@ -325,12 +325,13 @@ progress::~progress()
 void progress::start(std::string what, double ideal_seconds, std::size_t column)
 {
   stop();
-  winsize size{};
-  if (!enabled_ || ::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0)
+  if (!enabled_)
     return;
+  winsize size{};
+  const bool sized = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col != 0;
+  const std::size_t width = sized ? size.ws_col : 80;
   // What is left of the cursor's line, less a column: a line that reached the
   // last one could wrap and scroll, and the cursor would be put back wrong.
-  const std::size_t width = size.ws_col;
   const std::size_t room = width - column % width;
   if (room <= 1)
     return;
