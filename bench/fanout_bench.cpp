@@ -9,9 +9,9 @@
 // block holds (the event loop, asyncio's default loop in the post, is made
 // before the first row), and its values are checked: the exit status is 1 if
 // any row gives wrong values, 2 for a bad command line. Row 10 (10,000
-// concurrent sleeps) is followed by two runs that put it in context: the row
+// concurrent sleeps) is followed by three runs that put it in context: the row
 // again, its memory already touched, and the same sleeps written by hand in
-// plain Asio.
+// plain Asio, in this process and in a fresh one.
 //
 // The rows are in rows.cpp (the post's own in examples/post/rows.cpp), the
 // output formats in report.cpp; this file reads the command line and runs the
@@ -179,7 +179,7 @@ int run_bench(const options& o, const std::vector<row_spec>& rows)
   std::vector<result> results;
   for (std::size_t i = 0; i < rows.size(); ++i)
     if (!o.filter || rows[i].name.find(*o.filter) != std::string_view::npos)
-      results.push_back({i + 1, &rows[i], rows[i].ideal_units * o.scale, 0, false, {}});
+      results.push_back({.number = i + 1, .spec = &rows[i], .ideal_seconds = rows[i].ideal_units * o.scale});
   if (results.empty()) {
     std::cerr << "fanout-bench: no row matches --filter '" << *o.filter << "'\n\n";
     usage(std::cerr, rows);
@@ -233,9 +233,8 @@ int run_bench(const options& o, const std::vector<row_spec>& rows)
       const std::size_t follow_up_column = o.fmt == format::table ? table.begin_follow_up(r, f) : 0;
       double seconds = 0;
       std::optional<double> measured;
-      progress.start("row " + std::to_string(r.number) + "," +
-                         std::string(f.label.substr(f.label.find_first_not_of(' '))),
-                     r.ideal_seconds, table_on_terminal ? follow_up_column : 0);
+      progress.start("row " + std::to_string(r.number) + "," + std::string(f.label), r.ideal_seconds,
+                     table_on_terminal ? follow_up_column : 0);
       try {
         const values got = run_timed(f.run, unit, seconds);
         if (got == r.spec->expected)

@@ -28,7 +28,7 @@ struct result
   double ideal_seconds; // scaled
   double measured_seconds = 0;
   bool correct = false;
-  std::vector<std::optional<double>> follow_up_seconds; // one per spec->follow_ups; empty if wrong values
+  std::vector<std::optional<double>> follow_up_seconds = {}; // one per spec->follow_ups
 };
 
 /// The table, a line per row, written to @p out as the rows run.

@@ -129,12 +129,12 @@ values mixin_it_up_offloaded(const setting& s);
 /// A row of the post's table.
 struct row
 {
-  std::string_view name;              // the timer's label: the post's words
-  double ideal_units;                 // how long it takes, ideally
-  std::optional<double> post_seconds; // the post's figure (at its one-second unit); none beyond the post
-  values (*run)(const setting&);      // one of the rows above
-  values expected;                    // what it gives
-  bool offloads = false;              // uses fanout's blocking pool
+  std::string_view name;                             // the timer's label: the post's words
+  double ideal_units;                                // how long it takes, ideally
+  std::optional<double> post_seconds = std::nullopt; // the post's figure (at its 1 s unit); none beyond it
+  values (*run)(const setting&);                     // one of the rows above
+  values expected;                                   // what it gives
+  bool offloads = false;                             // uses fanout's blocking pool
 };
 
 /// The post's seven rows, in its order, then mixin_it_up_offloaded.
