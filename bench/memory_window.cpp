@@ -22,10 +22,6 @@
 // --smoke: N = 10^4 and 3 sleeps of 5 ms (for CI; nothing is judged).
 // Exit status: 1 if a map did not see every input exactly once, or failed.
 
-// g++ 12 at -O2 reports -Wnull-dereference inside Asio's executor comparisons:
-// false positives in third-party code, silenced for those headers only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <fanout/async_map.hpp>
 #include <fanout/map_options.hpp>
 #include <fanout/map_stream.hpp>
@@ -38,7 +34,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#pragma GCC diagnostic pop
 
 #include <sys/resource.h>
 #include <sys/wait.h>

@@ -38,11 +38,6 @@
 // on two cores, which would triple the suite's run time. The exit status is
 // 1 if any map gave wrong results.
 
-// g++ 12 at -O2 reports -Wnull-dereference inside Asio's executor comparisons
-// (io_context.hpp, strand.hpp via any_executor::equal_ex): false positives in
-// third-party code, silenced for those headers only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <fanout/async_map.hpp>
 #include <fanout/map_options.hpp>
 #include <fanout/offload.hpp>
@@ -59,7 +54,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#pragma GCC diagnostic pop
 
 #include <benchmark/benchmark.h>
 

@@ -22,10 +22,6 @@
 // --smoke (or FANOUT_MICRO_SMOKE=1) runs each benchmark once with N = 100,
 // for CI. The exit status is 1 if any run counted wrong.
 
-// g++ 12 at -O2 reports -Wnull-dereference inside Asio's executor comparisons
-// (as in micro_async_map.cpp): false positives in third-party code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <fanout/async_mutex.hpp>
 #include <fanout/limiter.hpp>
 #include <fanout/queue.hpp>
@@ -40,7 +36,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
-#pragma GCC diagnostic pop
 
 #include <benchmark/benchmark.h>
 

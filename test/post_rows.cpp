@@ -1,3 +1,5 @@
+#include "post/rows.hpp"
+
 #include <fanout/fanout.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -9,15 +11,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -25,11 +25,12 @@
 // compiled together in unity batches (test/CMakeLists.txt).
 BOOST_AUTO_TEST_SUITE(post_rows_tests)
 
-// The seven timed examples of "Asynchronous part 1" (Python 3.4 asyncio),
-// written with fanout the way the post writes them, one second scaled down to
-// fanout::test::unit. Each row prints what the post prints (into a string
-// instead of stdout) and checks the values printed and the elapsed time the
-// post reports: 5, 5, 5, 1, 1, 5 and 3 seconds.
+// The seven timed examples of "Asynchronous part 1" (Python 3.4 asyncio), as
+// the post example prints them and fanout-bench times them (post/rows.hpp),
+// one second scaled down to fanout::test::unit. Each row prints what the post
+// prints (into a string instead of stdout); the suite checks the values
+// printed and the elapsed time the post reports (5, 5, 5, 1, 1, 5 and 3
+// seconds), and how many calls of a() and b() were in flight at once.
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -41,26 +42,21 @@ namespace {
 // How many calls of a() and b() are in flight, and the most at once.
 fanout::test::tracker tracker;
 
-// #notacoroutine
-// def a(A="a"):
-//     time.sleep(1)
-//     return A
-std::string a()
+// Tells the tracker of every call of a() and b().
+class tracked_calls final : public post::call_observer
 {
-  const fanout::test::in_flight guard(tracker);
-  std::this_thread::sleep_for(unit);
-  return "a";
-}
+public:
+  void enter() override { tracker.enter(); }
+  void leave() override { tracker.leave(); }
+};
 
-// @asyncio.coroutine
-// def b(B="b"):
-//     yield from asyncio.sleep(1)
-//     return B
-asio::awaitable<std::string> b()
+tracked_calls observer;
+
+// The post's setting for a row: the test unit, @p loop, printing into @p out,
+// every call tracked.
+post::setting setting(asio::io_context& loop, std::ostream& out)
 {
-  const fanout::test::in_flight guard(tracker);
-  co_await fanout::sleep(unit);
-  co_return "b";
+  return {.unit = unit, .loop = loop, .out = out, .observer = &observer};
 }
 
 // What a row printed: the timer's label, the lines in between, and the
@@ -91,6 +87,21 @@ printed_row parse(const std::string& text)
   return row;
 }
 
+// Runs row @p number (1-based) of post::rows() on @p loop, the tracker reset
+// first, and returns what it printed. The values it gives are the ones the
+// table expects, and its label is the table's name for it.
+printed_row run_row(std::size_t number, asio::io_context& loop)
+{
+  const post::row& spec = post::rows().at(number - 1);
+  tracker.reset();
+  std::ostringstream out;
+  const post::values given = spec.run(setting(loop, out));
+  BOOST_TEST(given == spec.expected);
+  auto row = parse(out.str());
+  BOOST_TEST(row.label == spec.name);
+  return row;
+}
+
 void check_seconds(const printed_row& row, std::chrono::milliseconds expected)
 {
   BOOST_TEST_REQUIRE(row.seconds.has_value());
@@ -101,14 +112,8 @@ void check_seconds(const printed_row& row, std::chrono::milliseconds expected)
 
 BOOST_AUTO_TEST_CASE(row_1_normal_synchronous_code_takes_five_units, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
-  std::ostringstream out;
-  {
-    fanout::timer t("Normal synchronous code", out);
-    for (int x = 0; x < 5; ++x)
-      out << a() << '\n';
-  }
-  const auto row = parse(out.str());
+  asio::io_context loop;
+  const auto row = run_row(1, loop);
   BOOST_TEST(row.label == "Normal synchronous code");
   BOOST_TEST((row.values == std::vector<std::string>(5, "a")));
   BOOST_TEST(tracker.most.load() == 1);
@@ -117,17 +122,8 @@ BOOST_AUTO_TEST_CASE(row_1_normal_synchronous_code_takes_five_units, *boost::uni
 
 BOOST_AUTO_TEST_CASE(row_2_using_asynchronous_code_synchronously_takes_five_units, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
   asio::io_context loop;
-  std::ostringstream out;
-  {
-    fanout::timer t("Using asynchronous code synchronously", out);
-    for (int x = 0; x < 5; ++x) {
-      std::string retval = fanout::run(loop, b());
-      out << retval << '\n';
-    }
-  }
-  const auto row = parse(out.str());
+  const auto row = run_row(2, loop);
   BOOST_TEST(row.label == "Using asynchronous code synchronously");
   BOOST_TEST((row.values == std::vector<std::string>(5, "b")));
   BOOST_TEST(tracker.most.load() == 1);
@@ -136,23 +132,16 @@ BOOST_AUTO_TEST_CASE(row_2_using_asynchronous_code_synchronously_takes_five_unit
 
 BOOST_AUTO_TEST_CASE(row_3_separate_function_call_and_code_running_takes_five_units, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
   asio::io_context loop;
-  std::ostringstream out;
   {
-    fanout::timer t("Separate function call, and code running", out);
-    std::vector<asio::awaitable<std::string>> tasks;
-    for (int x = 0; x < 5; ++x) {
-      auto task = b();
-      tasks.push_back(std::move(task));
-    }
+    // What the row does first: b() makes a coroutine, which runs nothing yet.
+    std::ostringstream out;
+    const post::function_b b(setting(loop, out));
+    tracker.reset();
+    auto task = b();
     BOOST_TEST(tracker.started.load() == 0); // defined, not running: coroutines are lazy
-    for (auto& task : tasks) {
-      std::string retval = fanout::run(loop, std::move(task));
-      out << retval << '\n';
-    }
   }
-  const auto row = parse(out.str());
+  const auto row = run_row(3, loop);
   BOOST_TEST(row.label == "Separate function call, and code running");
   BOOST_TEST((row.values == std::vector<std::string>(5, "b")));
   BOOST_TEST(tracker.most.load() == 1);
@@ -161,20 +150,8 @@ BOOST_AUTO_TEST_CASE(row_3_separate_function_call_and_code_running_takes_five_un
 
 BOOST_AUTO_TEST_CASE(row_4_briefer_concurrency_with_spawned_tasks_takes_one_unit, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
   asio::io_context loop;
-  std::ostringstream out;
-  {
-    fanout::timer t("Briefer concurrency with map", out);
-    std::vector<fanout::task<std::string>> tasks;
-    for (int x = 0; x < 5; ++x)
-      tasks.push_back(fanout::spawn(loop, b()));
-    std::vector<std::string> retvals;
-    for (auto& task : tasks)
-      retvals.push_back(fanout::run(loop, task));
-    out << joined(retvals) << '\n';
-  }
-  const auto row = parse(out.str());
+  const auto row = run_row(4, loop);
   BOOST_TEST(row.label == "Briefer concurrency with map");
   BOOST_TEST((row.values == std::vector<std::string>{"b b b b b"}));
   BOOST_TEST(tracker.most.load() == 5);
@@ -183,15 +160,8 @@ BOOST_AUTO_TEST_CASE(row_4_briefer_concurrency_with_spawned_tasks_takes_one_unit
 
 BOOST_AUTO_TEST_CASE(row_5_async_map_not_using_the_event_loop_directly_takes_one_unit, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
-  std::ostringstream out;
-  {
-    fanout::timer t("Async map, not using the event loop directly", out);
-    std::vector<asio::awaitable<std::string> (*)()> tasks(5, &b);
-    auto retvals = fanout::run(fanout::async_map([](auto& x) { return x(); }, tasks));
-    out << joined(retvals) << '\n';
-  }
-  const auto row = parse(out.str());
+  asio::io_context loop;
+  const auto row = run_row(5, loop);
   BOOST_TEST(row.label == "Async map, not using the event loop directly");
   BOOST_TEST((row.values == std::vector<std::string>{"b b b b b"}));
   BOOST_TEST(tracker.most.load() == 5);
@@ -200,15 +170,8 @@ BOOST_AUTO_TEST_CASE(row_5_async_map_not_using_the_event_loop_directly_takes_one
 
 BOOST_AUTO_TEST_CASE(row_6_it_still_works_with_synchronous_functions_takes_five_units, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
-  std::ostringstream out;
-  {
-    fanout::timer t("It still works with synchronous functions", out);
-    std::vector<std::string (*)()> tasks(5, &a);
-    auto retvals = fanout::run(fanout::async_map([](auto& x) { return x(); }, tasks));
-    out << joined(retvals) << '\n';
-  }
-  const auto row = parse(out.str());
+  asio::io_context loop;
+  const auto row = run_row(6, loop);
   BOOST_TEST(row.label == "It still works with synchronous functions");
   BOOST_TEST((row.values == std::vector<std::string>{"a a a a a"}));
   BOOST_TEST(tracker.most.load() == 1);
@@ -217,16 +180,8 @@ BOOST_AUTO_TEST_CASE(row_6_it_still_works_with_synchronous_functions_takes_five_
 
 BOOST_AUTO_TEST_CASE(row_7_mixin_it_up_takes_three_units, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
-  std::ostringstream out;
-  {
-    auto apply = [](auto& x) { return x(); };
-    fanout::timer t("Mixin' it up", out);
-    std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
-    auto retvals = fanout::run(fanout::async_map(apply, tasks));
-    out << joined(retvals) << '\n';
-  }
-  const auto row = parse(out.str());
+  asio::io_context loop;
+  const auto row = run_row(7, loop);
   BOOST_TEST(row.label == "Mixin' it up");
   BOOST_TEST((row.values == std::vector<std::string>{"b a b a b"}));
   BOOST_TEST(tracker.most.load() == 3); // two b()s asleep while an a() blocks
@@ -235,25 +190,30 @@ BOOST_AUTO_TEST_CASE(row_7_mixin_it_up_takes_three_units, *boost::unit_test::tim
 
 BOOST_AUTO_TEST_CASE(row_7_mixin_it_up_with_blocking_calls_offloaded_takes_one_unit, *boost::unit_test::timeout(60))
 {
-  tracker.reset();
-  std::string label;
-  std::chrono::duration<double> elapsed{-1.0};
-  std::vector<std::string> retvals;
   (void)fanout::blocking_executor(); // start the pool's threads before the clock (slow under TSan)
-  {
-    auto apply = [](auto& x) { return x(); };
-    fanout::timer t("Mixin' it up, offloaded", [&](std::string_view l, std::chrono::duration<double> d) {
-      label = std::string(l);
-      elapsed = d;
-    });
-    std::vector<fanout::callable<std::string()>> tasks{b, a, b, a, b};
-    retvals =
-        fanout::run(fanout::async_map(fanout::map_options{.blocking = fanout::blocking_policy::offload}, apply, tasks));
-  }
-  BOOST_TEST(label == "Mixin' it up, offloaded");
-  BOOST_TEST(joined(retvals) == "b a b a b");
+  asio::io_context loop;
+  const auto row = run_row(8, loop);
+  BOOST_TEST(row.label == "Mixin' it up, blocking calls offloaded");
+  BOOST_TEST((row.values == std::vector<std::string>{"b a b a b"}));
   BOOST_TEST(tracker.most.load() == 5);
-  FANOUT_CHECK_ELAPSED(elapsed.count(), unit);
+  check_seconds(row, unit);
+}
+
+BOOST_AUTO_TEST_CASE(the_table_lists_the_posts_seven_rows_then_the_offloaded_mix, *boost::unit_test::timeout(60))
+{
+  const auto& rows = post::rows();
+  BOOST_TEST_REQUIRE(rows.size() == 8u);
+  std::vector<double> ideal;
+  std::size_t with_post_figure = 0;
+  for (const auto& r : rows) {
+    ideal.push_back(r.ideal_units);
+    if (r.post_seconds)
+      ++with_post_figure;
+  }
+  BOOST_TEST((ideal == std::vector<double>{5, 5, 5, 1, 1, 5, 3, 1}));
+  BOOST_TEST(with_post_figure == 7u);
+  BOOST_TEST(!rows.back().post_seconds.has_value());
+  BOOST_TEST(rows.back().offloads);
 }
 
 BOOST_AUTO_TEST_SUITE_END() // post_rows_tests

@@ -62,6 +62,15 @@ private:
 template <typename Signature>
 class callable;
 
+namespace detail {
+
+/// What callable<R(Args...)> (@p Self) wraps: anything callable as an lvalue
+/// with Args, other than a callable of the same signature (which is copied).
+template <typename F, typename Self, typename... Args>
+concept wrappable_by = !std::same_as<std::remove_cvref_t<F>, Self> && std::invocable<F&, Args...>;
+
+} // namespace detail
+
 /// A callable that is either a coroutine function (returning
 /// `asio::awaitable<R>`) or a plain blocking function (returning R), chosen
 /// at run time. Calling it never runs blocking code: it returns an
@@ -82,9 +91,8 @@ public:
 
   /// Wraps @p f: a coroutine function if `f(args...)` is an
   /// `asio::awaitable<R>`, else a blocking function whose result converts to R.
-  template <typename F>
-  requires(!std::same_as<std::remove_cvref_t<F>, callable> && std::invocable<F&, Args...>)
-      callable(F f) // NOLINT(google-explicit-constructor): implicit, so {b, a} lists work
+  template <detail::wrappable_by<callable, Args...> F>
+  callable(F f) // NOLINT(google-explicit-constructor): implicit, so {b, a} lists work
   {
     using result = std::invoke_result_t<F&, Args...>;
     if constexpr (is_awaitable_v<result>)

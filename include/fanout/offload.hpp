@@ -71,6 +71,16 @@ auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
                                                        std::forward<Function>(function));
 }
 
+namespace detail {
+
+/// A decay-copy of F callable, as an lvalue, with decay-copies of Args as
+/// lvalues: how to_thread makes the call. (In parentheses, which change
+/// nothing, because clang-format 14 reads `>&,` as comparisons.)
+template <typename F, typename... Args>
+concept decay_copies_invocable = (std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>);
+
+} // namespace detail
+
 /// Calls `f(args...)` on fanout's blocking-work pool and resumes the awaiting
 /// coroutine on its own executor with the result (asyncio's `to_thread`).
 ///
@@ -91,8 +101,8 @@ auto async_to_thread(Pool&& pool, Function&& function, Token&& token = Token())
 /// std::string s = co_await fanout::to_thread(a); // a() blocks one second
 /// @endcode
 template <typename F, typename... Args>
-requires std::invocable < std::decay_t<F>
-&, std::decay_t<Args>&... > [[nodiscard]] auto to_thread(F&& f, Args&&... args)
+requires detail::decay_copies_invocable<F, Args...>
+[[nodiscard]] auto to_thread(F&& f, Args&&... args)
 {
   auto call = [fn = std::forward<F>(f), tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable {
     return std::apply(fn, tuple);

@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <mutex>
@@ -115,9 +116,8 @@ boost::asio::awaitable<race_result<T>> race(std::vector<boost::asio::awaitable<T
 }
 
 /// As above, for operations given one by one: `race(fetch(a), fetch(b))`.
-template <typename T, typename... More>
-requires(std::is_same_v<More, boost::asio::awaitable<T>>&&...) boost::asio::awaitable<race_result<T>> race(
-    boost::asio::awaitable<T> first, More... more)
+template <typename T, std::same_as<boost::asio::awaitable<T>>... More>
+boost::asio::awaitable<race_result<T>> race(boost::asio::awaitable<T> first, More... more)
 {
   std::vector<boost::asio::awaitable<T>> ops;
   ops.reserve(1 + sizeof...(More));

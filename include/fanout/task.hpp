@@ -427,9 +427,8 @@ private:
 /// std::string s = co_await t.async_wait(); // in a coroutine
 /// std::string s = fanout::run(ctx, t); // or from synchronous code
 /// @endcode
-template <typename T, typename Executor, typename AwaitableExecutor>
-requires(boost::asio::execution::is_executor<Executor>::value || boost::asio::is_executor<Executor>::value)
-    [[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
+template <typename T, detail::io_executor Executor, typename AwaitableExecutor>
+[[nodiscard]] task<T> spawn(const Executor& executor, boost::asio::awaitable<T, AwaitableExecutor> body)
 {
   return detail::spawn_task(executor, std::move(body), [](const std::exception_ptr&) {});
 }

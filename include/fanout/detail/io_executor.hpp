@@ -19,13 +19,21 @@ template <typename T>
 concept io_executor = boost::asio::execution::is_executor<std::remove_cvref_t<T>>::value ||
     boost::asio::is_executor<std::remove_cvref_t<T>>::value;
 
-/// An execution context with an executor (`io_context`, `thread_pool`, ...).
+/// An Asio execution context, or a class derived from one. (In parentheses,
+/// which change nothing, because clang-format 14 reads `>&,` as comparisons.)
 template <typename T>
-concept io_context_like = std::is_convertible_v < std::remove_cvref_t<T>
-&, boost::asio::execution_context& > &&requires(std::remove_cvref_t<T>& ctx)
+concept execution_context_type = (std::is_convertible_v<std::remove_cvref_t<T>&, boost::asio::execution_context&>);
+
+/// Something with a get_executor() member.
+template <typename T>
+concept has_executor = requires(std::remove_cvref_t<T>& ctx)
 {
   ctx.get_executor();
 };
+
+/// An execution context with an executor (`io_context`, `thread_pool`, ...).
+template <typename T>
+concept io_context_like = execution_context_type<T> && has_executor<T>;
 
 /// What a token form takes where Asio takes an executor or a context.
 template <typename T>
