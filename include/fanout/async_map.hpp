@@ -229,10 +229,24 @@ struct map_token_arguments_check
   static constexpr bool ranges = false;
   static constexpr bool value = false;
 };
+// f maps the arguments at @p Indices (the ranges of `ranges..., token`).
+template <typename F, typename Indices, typename... Args>
+struct maps_leading_arguments : std::false_type
+{
+};
+template <typename F, std::size_t... I, typename... Args>
+struct maps_leading_arguments<F, std::index_sequence<I...>, Args...>
+    : std::bool_constant<map_function<F, std::tuple_element_t<I, std::tuple<Args...>>...>>
+{
+};
+
+// `args...` is at least a range and a token, and f maps the ranges.
+template <typename F, typename Indices, typename... Args>
+concept token_form_maps = (sizeof...(Args) >= 2) && maps_leading_arguments<F, Indices, Args...>::value;
+
 template <bool Settled, typename F, std::size_t... I, typename... Args>
-requires(sizeof...(Args) >= 2) &&
-    map_function<F, std::tuple_element_t<I, std::tuple<Args...>>...> struct map_token_arguments_check<
-        Settled, F, std::index_sequence<I...>, Args...>
+requires token_form_maps<F, std::index_sequence<I...>, Args...>
+struct map_token_arguments_check<Settled, F, std::index_sequence<I...>, Args...>
 {
   static constexpr bool ranges = true;
   static constexpr bool value = boost::asio::completion_token_for<

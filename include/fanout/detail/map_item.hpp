@@ -54,6 +54,11 @@ concept invocation_type = requires(T& t)
   t.take_blocking();
 };
 
+// std::move(op)(use_awaitable) gives an awaitable (a call that does not
+// compile makes it false).
+template <typename T>
+concept starts_as_awaitable = awaitable_type<decltype(std::move(std::declval<T&>())(boost::asio::use_awaitable_t<>{}))>;
+
 /// An Asio asynchronous operation not yet started, with one completion
 /// signature: a deferred operation (`timer.async_wait(asio::deferred)`), or
 /// any object `op` that `std::move(op)(token)` initiates. The item starts it
@@ -61,12 +66,7 @@ concept invocation_type = requires(T& t)
 /// an error_code failure is thrown as `boost::system::system_error`, an
 /// exception_ptr one rethrown.
 template <typename T>
-concept async_operation_type = !awaitable_type<T> && !invocation_type<T> && requires(T && op)
-{
-  {
-    std::move(op)(boost::asio::use_awaitable_t<>{})
-    } -> awaitable_type;
-};
+concept async_operation_type = !awaitable_type<T> && !invocation_type<T> && starts_as_awaitable<T>;
 
 /// Anything Asio would take for an asynchronous operation (deferred, or one
 /// that accepts a completion token), runnable by a map or not.
