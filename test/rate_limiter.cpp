@@ -261,8 +261,8 @@ FANOUT_CO_TEST_CASE(a_cancelled_coroutine_stops_waiting_at_once_and_leaves_nothi
   co_await rl->acquire();
   asio::cancellation_signal signal;
   auto canceller = std::make_shared<asio::steady_timer>(ex);
-  emit_after(*canceller, signal, unit);
   const auto start = fanout::clock::now();
+  emit_after(*canceller, signal, unit);
   auto [e] = co_await asio::co_spawn(ex, rl->acquire(),
                                      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
@@ -423,7 +423,7 @@ BOOST_AUTO_TEST_CASE(acquirers_that_give_up_on_a_4_thread_pool_take_no_tokens_an
   constexpr int rounds = 3;
   constexpr int n = 90;
   constexpr int burst = 1;
-  constexpr auto interval = 2ms;
+  constexpr auto interval = 5ms;
   for (int round = 0; round < rounds; ++round) {
     asio::thread_pool pool(4);
     fanout::rate_limiter rl(1, interval, burst);
@@ -467,9 +467,10 @@ BOOST_AUTO_TEST_CASE(acquirers_that_give_up_on_a_4_thread_pool_take_no_tokens_an
       early += granted[static_cast<std::size_t>(k - 1)] >= (k - burst) * interval ? 0 : 1;
     BOOST_TEST(early == 0, "round " << round << ": " << early << " acquisitions came before their token was due");
 #if !defined(FANOUT_RATE_LIMITER_SANITIZED)
-    // Had each timed-out waiter taken a token, the run would last about half
-    // as long again.
-    BOOST_TEST(seconds(granted.back()) < seconds((g - burst) * interval) * 1.25 + 0.01,
+    // Had each timed-out waiter taken a token, the last one granted could not
+    // come before (n - burst) intervals (no token is ever early, checked
+    // above): the margin, timed_out intervals, absorbs a loaded machine.
+    BOOST_TEST(granted.back() < (n - burst) * interval,
                "round " << round << ": " << seconds(granted.back()) << " s for " << g << " tokens");
 #endif
   }

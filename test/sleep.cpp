@@ -131,6 +131,7 @@ FANOUT_CO_TEST_CASE(sleep_throws_a_system_error_with_operation_aborted_inside_th
   auto ex = co_await asio::this_coro::executor;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
+  const auto start = fanout::clock::now(); // before the canceller's clock starts
   emit_after(canceller, signal, unit);
 
   boost::system::error_code seen;
@@ -145,7 +146,6 @@ FANOUT_CO_TEST_CASE(sleep_throws_a_system_error_with_operation_aborted_inside_th
       seen = error.code();
     }
   };
-  const auto start = fanout::clock::now();
   auto [e] = co_await asio::co_spawn(ex, body(),
                                      asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(!e); // handled inside
@@ -197,6 +197,7 @@ FANOUT_CO_TEST_CASE(sleep_can_be_restarted_after_a_cancellation_is_handled)
   auto ex = co_await asio::this_coro::executor;
   asio::cancellation_signal signal;
   asio::steady_timer canceller(ex);
+  const auto start = fanout::clock::now(); // before the canceller's clock starts
   emit_after(canceller, signal, unit);
 
   bool aborted = false;
@@ -210,7 +211,6 @@ FANOUT_CO_TEST_CASE(sleep_can_be_restarted_after_a_cancellation_is_handled)
     co_await fanout::sleep(unit);
     co_return 7;
   };
-  const auto start = fanout::clock::now();
   auto [e, value] = co_await asio::co_spawn(
       ex, body(), asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(!e);
