@@ -122,6 +122,11 @@ std::exception_ptr timed_out_error()
   return std::make_exception_ptr(boost::system::system_error(make_error_code(error::timed_out), "fanout::timeout"));
 }
 
+std::exception_ptr already_awaited_error(const char* where)
+{
+  return std::make_exception_ptr(boost::system::system_error(make_error_code(error::already_awaited), where));
+}
+
 boost::system::error_code closed_error() noexcept
 {
   return make_error_code(error::closed);

@@ -14,6 +14,9 @@ std::exception_ptr aborted_error(const char* where);
 /// `boost::system::system_error(fanout::error::timed_out)`.
 std::exception_ptr timed_out_error();
 
+/// `boost::system::system_error(fanout::error::already_awaited, where)`.
+std::exception_ptr already_awaited_error(const char* where);
+
 /// `fanout::error::closed`, as an error code.
 boost::system::error_code closed_error() noexcept;
 
