@@ -5,6 +5,7 @@
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 #include "support/stress.hpp"
 #include "support/tracker.hpp"
@@ -45,27 +46,12 @@ using boost::system::error_code;
 using fanout::async_mutex;
 using fanout::test::code_of;
 using fanout::test::in_flight;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::run_until;
 using fanout::test::tracker;
 
 namespace {
-
-// How one lock request completed; it keeps the lock it got.
-struct locked
-{
-  int calls = 0;
-  error_code ec;
-  async_mutex::scoped_lock lock;
-};
-
-auto keep(asio::io_context& ctx, locked& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec, async_mutex::scoped_lock l) {
-    ++out.calls;
-    out.ec = ec;
-    out.lock = std::move(l);
-  });
-}
 
 // Adds @p n to @p counter (a plain int) one at a time, each under the lock
 // and across a suspension that lets the other coroutines run.
@@ -97,14 +83,14 @@ BOOST_AUTO_TEST_CASE(a_free_mutex_is_taken_at_once_but_the_completion_is_posted)
 {
   asio::io_context ctx{1};
   async_mutex m;
-  locked l;
-  m.async_lock(keep(ctx, l));
+  recorded<async_mutex::scoped_lock> l;
+  m.async_lock(record_into(ctx, l));
   BOOST_TEST(l.calls == 0);
   BOOST_TEST(m.is_locked());
   ctx.run();
   BOOST_TEST(l.calls == 1);
   BOOST_TEST(!l.ec);
-  BOOST_TEST(l.lock.owns_lock());
+  BOOST_TEST(l.value.owns_lock());
 }
 
 BOOST_AUTO_TEST_CASE(waiters_get_the_lock_in_fifo_order)
@@ -133,12 +119,12 @@ BOOST_AUTO_TEST_CASE(try_lock_fails_while_locked_and_never_overtakes_a_waiter)
   auto held = m.try_lock();
   BOOST_TEST(held.has_value());
   BOOST_TEST(!m.try_lock().has_value());
-  locked waiter;
-  m.async_lock(keep(ctx, waiter));
+  recorded<async_mutex::scoped_lock> waiter;
+  m.async_lock(record_into(ctx, waiter));
   held.reset(); // handed to the waiter
   BOOST_TEST(!m.try_lock().has_value());
   ctx.run();
-  BOOST_TEST(waiter.lock.owns_lock());
+  BOOST_TEST(waiter.value.owns_lock());
 }
 
 BOOST_AUTO_TEST_CASE(a_scoped_lock_unlocks_when_unlocked_or_moved_onto_and_moves_ownership)
@@ -189,17 +175,17 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_leaves_without_the_lock_and
   async_mutex m;
   auto held = m.try_lock();
   asio::cancellation_signal signal;
-  locked cancelled;
-  locked next;
-  m.async_lock(asio::bind_cancellation_slot(signal.slot(), keep(ctx, cancelled)));
-  m.async_lock(keep(ctx, next));
+  recorded<async_mutex::scoped_lock> cancelled;
+  recorded<async_mutex::scoped_lock> next;
+  m.async_lock(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, cancelled)));
+  m.async_lock(record_into(ctx, next));
   signal.emit(asio::cancellation_type::terminal);
   BOOST_TEST(m.waiting() == 1U);
   held.reset();
   ctx.run();
   BOOST_TEST(cancelled.ec == asio::error::operation_aborted);
-  BOOST_TEST(!cancelled.lock.owns_lock());
-  BOOST_TEST(next.lock.owns_lock());
+  BOOST_TEST(!cancelled.value.owns_lock());
+  BOOST_TEST(next.value.owns_lock());
 }
 
 BOOST_AUTO_TEST_CASE(a_cancellation_after_the_lock_was_given_has_no_effect)
@@ -208,30 +194,30 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_the_lock_was_given_has_no_effect)
   async_mutex m;
   auto held = m.try_lock();
   asio::cancellation_signal signal;
-  locked l;
-  m.async_lock(asio::bind_cancellation_slot(signal.slot(), keep(ctx, l)));
+  recorded<async_mutex::scoped_lock> l;
+  m.async_lock(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, l)));
   held.reset();
   signal.emit(asio::cancellation_type::terminal);
   ctx.run();
   BOOST_TEST(!l.ec);
-  BOOST_TEST(l.lock.owns_lock());
-  l.lock.unlock();
+  BOOST_TEST(l.value.owns_lock());
+  l.value.unlock();
   BOOST_TEST(!m.is_locked());
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_mutex_completes_its_waiters_with_operation_aborted)
 {
   asio::io_context ctx{1};
-  locked waiter;
+  recorded<async_mutex::scoped_lock> waiter;
   std::optional<async_mutex::scoped_lock> held;
   {
     async_mutex m;
     held = m.try_lock();
-    m.async_lock(keep(ctx, waiter));
+    m.async_lock(record_into(ctx, waiter));
   }
   ctx.run();
   BOOST_TEST(waiter.ec == asio::error::operation_aborted);
-  BOOST_TEST(!waiter.lock.owns_lock());
+  BOOST_TEST(!waiter.value.owns_lock());
   BOOST_TEST(held->owns_lock());
 }
 

@@ -4,13 +4,13 @@
 
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 
 #include <fanout/run.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,7 +21,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/system/error_code.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -39,30 +38,12 @@ BOOST_AUTO_TEST_SUITE(event_tests)
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using boost::system::error_code;
 using fanout::event;
 using fanout::test::code_of;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::run_until;
 using fanout::test::wait_until;
-
-namespace {
-
-// How one wait completed.
-struct woken
-{
-  int calls = 0;
-  error_code ec;
-};
-
-auto record(asio::io_context& ctx, woken& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec) {
-    ++out.calls;
-    out.ec = ec;
-  });
-}
-
-} // namespace
 
 FANOUT_CO_TEST_CASE(co_await_async_wait_resumes_once_the_event_is_set)
 {
@@ -77,9 +58,9 @@ BOOST_AUTO_TEST_CASE(set_wakes_every_waiter_with_success)
 {
   asio::io_context ctx{1};
   event ev;
-  std::vector<woken> waits(3);
+  std::vector<recorded<>> waits(3);
   for (auto& w : waits)
-    ev.async_wait(record(ctx, w));
+    ev.async_wait(record_into(ctx, w));
   ctx.poll();
   BOOST_TEST(ev.waiting() == 3U);
   BOOST_TEST(waits[0].calls == 0);
@@ -97,8 +78,8 @@ BOOST_AUTO_TEST_CASE(a_wait_on_a_set_event_completes_at_once_but_is_posted)
   asio::io_context ctx{1};
   event ev;
   ev.set();
-  woken w;
-  ev.async_wait(record(ctx, w));
+  recorded<> w;
+  ev.async_wait(record_into(ctx, w));
   BOOST_TEST(w.calls == 0);
   BOOST_TEST(ev.waiting() == 0U);
   ctx.run();
@@ -114,8 +95,8 @@ BOOST_AUTO_TEST_CASE(clear_makes_later_waits_wait_for_the_next_set)
   BOOST_TEST(ev.is_set());
   ev.clear();
   BOOST_TEST(!ev.is_set());
-  woken w;
-  ev.async_wait(record(ctx, w));
+  recorded<> w;
+  ev.async_wait(record_into(ctx, w));
   ctx.poll();
   BOOST_TEST(w.calls == 0);
   ev.set();
@@ -128,10 +109,10 @@ BOOST_AUTO_TEST_CASE(a_wait_cancelled_while_parked_completes_with_operation_abor
   asio::io_context ctx{1};
   event ev;
   asio::cancellation_signal signal;
-  woken cancelled;
-  woken other;
-  ev.async_wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, cancelled)));
-  ev.async_wait(record(ctx, other));
+  recorded<> cancelled;
+  recorded<> other;
+  ev.async_wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, cancelled)));
+  ev.async_wait(record_into(ctx, other));
   signal.emit(asio::cancellation_type::terminal);
   BOOST_TEST(ev.waiting() == 1U);
   ctx.poll();
@@ -175,8 +156,8 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_set_woke_the_wait_has_no_effect)
   asio::io_context ctx{1};
   event ev;
   asio::cancellation_signal signal;
-  woken w;
-  ev.async_wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, w)));
+  recorded<> w;
+  ev.async_wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, w)));
   ev.set();
   signal.emit(asio::cancellation_type::terminal);
   ctx.run();
@@ -187,10 +168,10 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_set_woke_the_wait_has_no_effect)
 BOOST_AUTO_TEST_CASE(destroying_the_event_completes_its_waiters_with_operation_aborted)
 {
   asio::io_context ctx{1};
-  woken w;
+  recorded<> w;
   {
     event ev;
-    ev.async_wait(record(ctx, w));
+    ev.async_wait(record_into(ctx, w));
   }
   ctx.run();
   BOOST_TEST(w.calls == 1);

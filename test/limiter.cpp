@@ -5,6 +5,7 @@
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 #include "support/stress.hpp"
 #include "support/tracker.hpp"
@@ -47,27 +48,12 @@ using boost::system::error_code;
 using fanout::limiter;
 using fanout::test::code_of;
 using fanout::test::in_flight;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::run_until;
 using fanout::test::tracker;
 
 namespace {
-
-// How one acquisition completed; it keeps the permit it got.
-struct acquired
-{
-  int calls = 0;
-  error_code ec;
-  limiter::permit permit;
-};
-
-auto keep(asio::io_context& ctx, acquired& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec, limiter::permit p) {
-    ++out.calls;
-    out.ec = ec;
-    out.permit = std::move(p);
-  });
-}
 
 // A holder: takes a place, stays in flight across a suspension, gives it back.
 asio::awaitable<void> holder(limiter& lim, tracker& t)
@@ -94,14 +80,14 @@ BOOST_AUTO_TEST_CASE(a_free_place_is_taken_at_once_but_the_completion_is_posted)
 {
   asio::io_context ctx{1};
   limiter lim(1);
-  acquired a;
-  lim.async_acquire(keep(ctx, a));
+  recorded<limiter::permit> a;
+  lim.async_acquire(record_into(ctx, a));
   BOOST_TEST(a.calls == 0);
   BOOST_TEST(lim.in_use() == 1U);
   ctx.run();
   BOOST_TEST(a.calls == 1);
   BOOST_TEST(!a.ec);
-  BOOST_TEST(a.permit.holds());
+  BOOST_TEST(a.value.holds());
 }
 
 BOOST_AUTO_TEST_CASE(the_use_future_token_gives_plain_synchronous_code_a_permit)
@@ -143,12 +129,12 @@ BOOST_AUTO_TEST_CASE(try_acquire_takes_a_free_place_and_never_overtakes_a_waiter
   auto held = lim.try_acquire();
   BOOST_TEST(held.has_value());
   BOOST_TEST(!lim.try_acquire().has_value());
-  acquired waiter;
-  lim.async_acquire(keep(ctx, waiter));
+  recorded<limiter::permit> waiter;
+  lim.async_acquire(record_into(ctx, waiter));
   held.reset(); // the place goes to the waiter, not to the next try_acquire
   BOOST_TEST(!lim.try_acquire().has_value());
   ctx.run();
-  BOOST_TEST(waiter.permit.holds());
+  BOOST_TEST(waiter.value.holds());
   BOOST_TEST(lim.in_use() == 1U);
 }
 
@@ -177,13 +163,13 @@ BOOST_AUTO_TEST_CASE(a_limiter_of_zero_gives_no_place_until_resized)
   asio::io_context ctx{1};
   limiter lim(0);
   BOOST_TEST(!lim.try_acquire().has_value());
-  acquired a;
-  lim.async_acquire(keep(ctx, a));
+  recorded<limiter::permit> a;
+  lim.async_acquire(record_into(ctx, a));
   ctx.poll();
   BOOST_TEST(a.calls == 0);
   lim.resize(1);
   ctx.run();
-  BOOST_TEST(a.permit.holds());
+  BOOST_TEST(a.value.holds());
 }
 
 BOOST_AUTO_TEST_CASE(growing_gives_the_new_places_to_waiters_at_once)
@@ -191,15 +177,15 @@ BOOST_AUTO_TEST_CASE(growing_gives_the_new_places_to_waiters_at_once)
   asio::io_context ctx{1};
   limiter lim(1);
   auto held = lim.try_acquire();
-  std::vector<acquired> waiters(3);
+  std::vector<recorded<limiter::permit>> waiters(3);
   for (auto& w : waiters)
-    lim.async_acquire(keep(ctx, w));
+    lim.async_acquire(record_into(ctx, w));
   lim.resize(3);
   BOOST_TEST(lim.in_use() == 3U);
   BOOST_TEST(lim.waiting() == 1U);
   ctx.poll(); // the third still waits, holding work on ctx
-  BOOST_TEST(waiters[0].permit.holds());
-  BOOST_TEST(waiters[1].permit.holds());
+  BOOST_TEST(waiters[0].value.holds());
+  BOOST_TEST(waiters[1].value.holds());
   BOOST_TEST(waiters[2].calls == 0);
   BOOST_TEST(lim.capacity() == 3U);
 }
@@ -212,8 +198,8 @@ BOOST_AUTO_TEST_CASE(after_shrinking_below_in_use_no_place_is_given_until_in_use
   for (int i = 0; i < 3; ++i)
     held.push_back(*lim.try_acquire());
   lim.resize(1);
-  acquired waiter;
-  lim.async_acquire(keep(ctx, waiter));
+  recorded<limiter::permit> waiter;
+  lim.async_acquire(record_into(ctx, waiter));
   held.pop_back(); // 2 in use
   ctx.poll();
   BOOST_TEST(waiter.calls == 0);
@@ -223,7 +209,7 @@ BOOST_AUTO_TEST_CASE(after_shrinking_below_in_use_no_place_is_given_until_in_use
   BOOST_TEST(lim.in_use() == 1U);
   held.pop_back(); // 0 in use
   ctx.run();
-  BOOST_TEST(waiter.permit.holds());
+  BOOST_TEST(waiter.value.holds());
   BOOST_TEST(lim.in_use() == 1U);
 }
 
@@ -263,17 +249,17 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_leaves_takes_nothing_and_th
   limiter lim(1);
   auto held = lim.try_acquire();
   asio::cancellation_signal signal;
-  acquired cancelled;
-  acquired next;
-  lim.async_acquire(asio::bind_cancellation_slot(signal.slot(), keep(ctx, cancelled)));
-  lim.async_acquire(keep(ctx, next));
+  recorded<limiter::permit> cancelled;
+  recorded<limiter::permit> next;
+  lim.async_acquire(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, cancelled)));
+  lim.async_acquire(record_into(ctx, next));
   signal.emit(asio::cancellation_type::terminal);
   BOOST_TEST(lim.waiting() == 1U);
   held.reset();
   ctx.run();
   BOOST_TEST(cancelled.ec == asio::error::operation_aborted);
-  BOOST_TEST(!cancelled.permit.holds());
-  BOOST_TEST(next.permit.holds());
+  BOOST_TEST(!cancelled.value.holds());
+  BOOST_TEST(next.value.holds());
   BOOST_TEST(lim.in_use() == 1U);
 }
 
@@ -301,31 +287,31 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_the_place_was_given_has_no_effect_and_
   limiter lim(1);
   auto held = lim.try_acquire();
   asio::cancellation_signal signal;
-  acquired a;
-  lim.async_acquire(asio::bind_cancellation_slot(signal.slot(), keep(ctx, a)));
+  recorded<limiter::permit> a;
+  lim.async_acquire(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, a)));
   held.reset(); // given: the completion is posted
   signal.emit(asio::cancellation_type::terminal);
   ctx.run();
   BOOST_TEST(a.calls == 1);
   BOOST_TEST(!a.ec);
-  BOOST_TEST(a.permit.holds());
-  a.permit.release();
+  BOOST_TEST(a.value.holds());
+  a.value.release();
   BOOST_TEST(lim.in_use() == 0U);
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_limiter_completes_its_waiters_with_operation_aborted_and_held_permits_stay_valid)
 {
   asio::io_context ctx{1};
-  acquired waiter;
+  recorded<limiter::permit> waiter;
   std::optional<limiter::permit> held;
   {
     limiter lim(1);
     held = lim.try_acquire();
-    lim.async_acquire(keep(ctx, waiter));
+    lim.async_acquire(record_into(ctx, waiter));
   }
   ctx.run();
   BOOST_TEST(waiter.ec == asio::error::operation_aborted);
-  BOOST_TEST(!waiter.permit.holds());
+  BOOST_TEST(!waiter.value.holds());
   BOOST_TEST(held->holds());
   held.reset(); // gives the place back to a state nobody else holds
 }

@@ -5,6 +5,7 @@
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
 #include "support/ranges.hpp"
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 #include "support/stress.hpp"
 
@@ -44,6 +45,8 @@ BOOST_AUTO_TEST_SUITE(queue_tests)
 namespace asio = boost::asio;
 using boost::system::error_code;
 using fanout::test::code_of;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::run_until;
 
 namespace {
@@ -64,34 +67,6 @@ struct counted
 };
 
 using int_queue = fanout::queue<int>;
-
-struct pushed
-{
-  int calls = 0;
-  error_code ec;
-};
-struct popped
-{
-  int calls = 0;
-  error_code ec;
-  std::optional<int> value;
-};
-
-auto record(asio::io_context& ctx, pushed& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec) {
-    ++out.calls;
-    out.ec = ec;
-  });
-}
-auto record(asio::io_context& ctx, popped& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec, std::optional<int> v) {
-    ++out.calls;
-    out.ec = ec;
-    out.value = v;
-  });
-}
 
 } // namespace
 
@@ -124,17 +99,17 @@ BOOST_AUTO_TEST_CASE(pushes_wait_while_the_queue_is_full_and_enter_in_fifo_order
 {
   asio::io_context ctx{1};
   int_queue q(1);
-  std::vector<pushed> pushes(3);
+  std::vector<recorded<>> pushes(3);
   for (int i = 0; i < 3; ++i)
-    q.async_push(i, record(ctx, pushes[static_cast<std::size_t>(i)]));
+    q.async_push(i, record_into(ctx, pushes[static_cast<std::size_t>(i)]));
   ctx.poll();
   BOOST_TEST(pushes[0].calls == 1); // room for one
   BOOST_TEST(pushes[1].calls == 0);
   BOOST_TEST(pushes[2].calls == 0);
   std::vector<int> values;
   for (int i = 0; i < 3; ++i) {
-    popped p;
-    q.async_pop(record(ctx, p));
+    recorded<std::optional<int>> p;
+    q.async_pop(record_into(ctx, p));
     ctx.restart(); // stopped once it ran out of work
     ctx.poll();
     BOOST_TEST_REQUIRE(p.value.has_value());
@@ -152,9 +127,9 @@ BOOST_AUTO_TEST_CASE(pops_wait_while_the_queue_is_empty_and_get_the_values_pushe
 {
   asio::io_context ctx{1};
   int_queue q(2);
-  std::vector<popped> pops(3);
+  std::vector<recorded<std::optional<int>>> pops(3);
   for (auto& p : pops)
-    q.async_pop(record(ctx, p));
+    q.async_pop(record_into(ctx, p));
   ctx.poll();
   BOOST_TEST(pops[0].calls == 0);
   for (int i = 10; i < 13; ++i)
@@ -170,10 +145,10 @@ BOOST_AUTO_TEST_CASE(completions_ready_at_the_call_are_posted_never_run_inside_i
 {
   asio::io_context ctx{1};
   int_queue q(1);
-  pushed push;
-  popped pop;
-  q.async_push(1, record(ctx, push));
-  q.async_pop(record(ctx, pop));
+  recorded<> push;
+  recorded<std::optional<int>> pop;
+  q.async_push(1, record_into(ctx, push));
+  q.async_pop(record_into(ctx, pop));
   BOOST_TEST(push.calls == 0);
   BOOST_TEST(pop.calls == 0);
   ctx.run();
@@ -223,9 +198,9 @@ BOOST_AUTO_TEST_CASE(close_gives_parked_pops_an_empty_optional)
 {
   asio::io_context ctx{1};
   int_queue q(1);
-  std::vector<popped> pops(2);
+  std::vector<recorded<std::optional<int>>> pops(2);
   for (auto& p : pops)
-    q.async_pop(record(ctx, p));
+    q.async_pop(record_into(ctx, p));
   q.close();
   ctx.run();
   for (const auto& p : pops) {
@@ -240,13 +215,9 @@ BOOST_AUTO_TEST_CASE(close_fails_parked_pushes_with_closed_and_their_values_are_
   asio::io_context ctx{1};
   fanout::queue<counted> q(1);
   const int before = counted::alive.load();
-  std::vector<pushed> pushes(3);
+  std::vector<recorded<>> pushes(3);
   for (int i = 0; i < 3; ++i)
-    q.async_push(counted(i),
-                 asio::bind_executor(ctx.get_executor(), [&out = pushes[static_cast<std::size_t>(i)]](error_code ec) {
-                   ++out.calls;
-                   out.ec = ec;
-                 }));
+    q.async_push(counted(i), record_into(ctx, pushes[static_cast<std::size_t>(i)]));
   q.close();
   ctx.run();
   BOOST_TEST(!pushes[0].ec);
@@ -282,8 +253,8 @@ BOOST_AUTO_TEST_CASE(a_pop_cancelled_while_it_waits_takes_no_value)
   asio::io_context ctx{1};
   int_queue q(2);
   asio::cancellation_signal signal;
-  popped cancelled;
-  q.async_pop(asio::bind_cancellation_slot(signal.slot(), record(ctx, cancelled)));
+  recorded<std::optional<int>> cancelled;
+  q.async_pop(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, cancelled)));
   signal.emit(asio::cancellation_type::terminal);
   BOOST_TEST(q.try_push(7));
   ctx.run();
@@ -297,8 +268,8 @@ BOOST_AUTO_TEST_CASE(a_pop_cancelled_after_a_value_was_handed_to_it_still_gets_t
   asio::io_context ctx{1};
   int_queue q(2);
   asio::cancellation_signal signal;
-  popped p;
-  q.async_pop(asio::bind_cancellation_slot(signal.slot(), record(ctx, p)));
+  recorded<std::optional<int>> p;
+  q.async_pop(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, p)));
   BOOST_TEST(q.try_push(8)); // handed to the parked pop
   signal.emit(asio::cancellation_type::terminal);
   ctx.run();
@@ -351,14 +322,14 @@ BOOST_AUTO_TEST_CASE(values_of_cancelled_and_closed_pushes_are_destroyed_outside
 BOOST_AUTO_TEST_CASE(destroying_the_queue_completes_parked_operations_with_operation_aborted)
 {
   asio::io_context ctx{1};
-  popped pop;
-  pushed push;
+  recorded<std::optional<int>> pop;
+  recorded<> push;
   {
     int_queue empty(1);
-    empty.async_pop(record(ctx, pop));
+    empty.async_pop(record_into(ctx, pop));
     int_queue full(1);
     BOOST_TEST(full.try_push(1));
-    full.async_push(2, record(ctx, push));
+    full.async_push(2, record_into(ctx, push));
   }
   ctx.run();
   BOOST_TEST(pop.ec == asio::error::operation_aborted);

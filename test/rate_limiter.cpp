@@ -4,6 +4,7 @@
 
 #include "support/co_test.hpp"
 #include "support/outcomes.hpp"
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 
 #include <fanout/error.hpp>
@@ -53,6 +54,8 @@ using boost::system::error_code;
 using fanout::test::code_of;
 using fanout::test::emit_after;
 using fanout::test::exception_of;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::seconds_since;
 using fanout::test::unit;
 
@@ -71,22 +74,6 @@ namespace {
 double seconds(fanout::clock::duration d)
 {
   return std::chrono::duration<double>(d).count();
-}
-
-// How a callback waiter completed.
-struct outcome
-{
-  int calls = 0;
-  error_code ec;
-};
-
-// A callback for async_acquire, bound to @p ex, recording into @p out.
-auto record(const asio::io_context::executor_type& ex, outcome& out)
-{
-  return asio::bind_executor(ex, [&out](error_code ec) {
-    ++out.calls;
-    out.ec = ec;
-  });
 }
 
 } // namespace
@@ -199,13 +186,13 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_takes_no_token, *boost::uni
       const auto period = 4 * unit;
       fanout::rate_limiter rl(1, period, 1);
       const auto start = fanout::clock::now();
-      outcome first;
-      outcome a;
-      outcome b;
+      recorded<> first;
+      recorded<> a;
+      recorded<> b;
       std::optional<double> b_at;
       asio::cancellation_signal signal;
-      rl.async_acquire(record(ctx.get_executor(), first));
-      rl.async_acquire(asio::bind_cancellation_slot(signal.slot(), record(ctx.get_executor(), a)));
+      rl.async_acquire(record_into(ctx, first));
+      rl.async_acquire(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, a)));
       rl.async_acquire(asio::bind_executor(ctx, [&](error_code ec) {
         ++b.calls;
         b.ec = ec;
@@ -234,14 +221,14 @@ BOOST_AUTO_TEST_CASE(when_the_front_waiter_leaves_the_next_one_is_woken_through_
   fanout::rate_limiter rl(1, period, 1);
   asio::io_context first;
   asio::io_context second;
-  outcome burst;
-  outcome front;
-  outcome next;
+  recorded<> burst;
+  recorded<> front;
+  recorded<> next;
   const auto start = fanout::clock::now();
-  rl.async_acquire(record(first.get_executor(), burst));
+  rl.async_acquire(record_into(first, burst));
   asio::cancellation_signal signal;
-  rl.async_acquire(asio::bind_cancellation_slot(signal.slot(), record(first.get_executor(), front)));
-  rl.async_acquire(record(second.get_executor(), next));
+  rl.async_acquire(asio::bind_cancellation_slot(signal.slot(), record_into(first, front)));
+  rl.async_acquire(record_into(second, next));
   signal.emit(asio::cancellation_type::terminal);
   first.run(); // no timer of the limiter is left on it
   BOOST_TEST(seconds_since(start) < seconds(period) / 2);
@@ -290,14 +277,14 @@ BOOST_AUTO_TEST_CASE(destroying_the_limiter_completes_its_waiters_with_operation
                      *boost::unit_test::timeout(60))
 {
   asio::io_context ctx;
-  outcome first;
-  outcome a;
-  outcome b;
+  recorded<> first;
+  recorded<> a;
+  recorded<> b;
   {
     fanout::rate_limiter rl(1, 10s, 1);
-    rl.async_acquire(record(ctx.get_executor(), first));
-    rl.async_acquire(record(ctx.get_executor(), a));
-    rl.async_acquire(record(ctx.get_executor(), b));
+    rl.async_acquire(record_into(ctx, first));
+    rl.async_acquire(record_into(ctx, a));
+    rl.async_acquire(record_into(ctx, b));
   }
   const auto start = fanout::clock::now();
   ctx.run(); // returns: no timer is left waiting for the next token
@@ -318,7 +305,7 @@ BOOST_AUTO_TEST_CASE(a_destroyed_context_frees_its_waiters_and_the_others_still_
   // still woken when its token is due.
   fanout::rate_limiter rl(1, unit, 1);
   asio::io_context other;
-  outcome survivor;
+  recorded<> survivor;
   auto sentinel = std::make_shared<int>(0);
   std::weak_ptr<int> watch = sentinel;
   {
@@ -326,7 +313,7 @@ BOOST_AUTO_TEST_CASE(a_destroyed_context_frees_its_waiters_and_the_others_still_
     rl.async_acquire(asio::bind_executor(doomed, [](error_code) {})); // the burst
     doomed.run();
     rl.async_acquire(asio::bind_executor(doomed, [keep = std::move(sentinel)](error_code) {}));
-    rl.async_acquire(record(other.get_executor(), survivor));
+    rl.async_acquire(record_into(other, survivor));
   }
   BOOST_TEST(watch.expired()); // the dropped waiter's handler is freed
   BOOST_TEST_REQUIRE(fanout::test::run_until(other, [&] { return survivor.calls == 1; }));

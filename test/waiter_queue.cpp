@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "support/recorded.hpp"
 #include "support/run_until.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -39,6 +40,8 @@ BOOST_AUTO_TEST_SUITE(waiter_queue_tests)
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using boost::system::error_code;
+using fanout::test::record_into;
+using fanout::test::recorded;
 using fanout::test::run_until;
 using fanout::test::wait_until;
 
@@ -132,23 +135,6 @@ struct token_pool : std::enable_shared_from_this<token_pool>
   }
 };
 
-// How a waiter completed.
-struct outcome
-{
-  int calls = 0;
-  error_code ec;
-  int token = -1;
-};
-
-auto record(asio::io_context& ctx, outcome& out)
-{
-  return asio::bind_executor(ctx.get_executor(), [&out](error_code ec, int token) {
-    ++out.calls;
-    out.ec = ec;
-    out.token = token;
-  });
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_CASE(waiters_are_granted_in_fifo_order)
@@ -172,14 +158,14 @@ BOOST_AUTO_TEST_CASE(a_grant_is_posted_never_invoked_inside_the_granting_call)
 {
   asio::io_context ctx{1};
   auto pool = std::make_shared<token_pool>();
-  outcome out;
-  pool->wait(record(ctx, out));
+  recorded<int> out;
+  pool->wait(record_into(ctx, out));
   pool->give(7);
   BOOST_TEST(out.calls == 0);
   ctx.run();
   BOOST_TEST(out.calls == 1);
   BOOST_TEST(!out.ec);
-  BOOST_TEST(out.token == 7);
+  BOOST_TEST(out.value == 7);
 }
 
 BOOST_AUTO_TEST_CASE(a_waiter_completes_on_its_own_associated_executor)
@@ -187,14 +173,14 @@ BOOST_AUTO_TEST_CASE(a_waiter_completes_on_its_own_associated_executor)
   asio::io_context other{1};
   asio::io_context ctx{1};
   auto pool = std::make_shared<token_pool>();
-  outcome out;
-  pool->wait(record(other, out));
+  recorded<int> out;
+  pool->wait(record_into(other, out));
   pool->give(1);
   ctx.poll();
   BOOST_TEST(out.calls == 0);
   other.run();
   BOOST_TEST(out.calls == 1);
-  BOOST_TEST(out.token == 1);
+  BOOST_TEST(out.value == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_completes_with_operation_aborted_and_the_next_one_gets_the_grant)
@@ -202,10 +188,10 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_completes_with_operation_ab
   asio::io_context ctx{1};
   auto pool = std::make_shared<token_pool>();
   asio::cancellation_signal signal;
-  outcome first;
-  outcome second;
-  pool->wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, first)), "first");
-  pool->wait(record(ctx, second), "second");
+  recorded<int> first;
+  recorded<int> second;
+  pool->wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, first)), "first");
+  pool->wait(record_into(ctx, second), "second");
   signal.emit(asio::cancellation_type::terminal);
   BOOST_TEST(pool->waiting() == 1U);
   BOOST_TEST(pool->leaves == 1);
@@ -215,7 +201,7 @@ BOOST_AUTO_TEST_CASE(a_waiter_cancelled_while_queued_completes_with_operation_ab
   BOOST_TEST(first.ec == asio::error::operation_aborted);
   BOOST_TEST(second.calls == 1);
   BOOST_TEST(!second.ec);
-  BOOST_TEST(second.token == 3);
+  BOOST_TEST(second.value == 3);
   BOOST_TEST(pool->taken_payloads == (std::vector<std::string>{"second"}));
 }
 
@@ -225,8 +211,8 @@ BOOST_AUTO_TEST_CASE(partial_and_total_cancellation_take_a_queued_waiter_out_too
     asio::io_context ctx{1};
     auto pool = std::make_shared<token_pool>();
     asio::cancellation_signal signal;
-    outcome out;
-    pool->wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, out)));
+    recorded<int> out;
+    pool->wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, out)));
     signal.emit(type);
     BOOST_TEST(pool->waiting() == 0U);
     ctx.run();
@@ -239,9 +225,10 @@ BOOST_AUTO_TEST_CASE(a_cancelled_waiter_destroys_its_payload_and_takes_no_token)
   asio::io_context ctx{1};
   auto pool = std::make_shared<token_pool>();
   asio::cancellation_signal signal;
-  outcome out;
+  recorded<int> out;
+  out.value = -1; // not 0: the 0 checked below must come from the completion
   const int before = payload::alive.load();
-  pool->wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, out)), "value");
+  pool->wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, out)), "value");
   BOOST_TEST(payload::alive.load() == before + 1);
   signal.emit(asio::cancellation_type::terminal);
   ctx.run();
@@ -249,7 +236,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_waiter_destroys_its_payload_and_takes_no_token)
   pool->give(4);
   BOOST_TEST(pool->free_tokens() == 1U); // nobody waits: the token is kept
   BOOST_TEST(out.ec == asio::error::operation_aborted);
-  BOOST_TEST(out.token == 0); // a default value, no token
+  BOOST_TEST(out.value == 0); // a default value, no token
   BOOST_TEST(pool->taken_payloads.empty());
 }
 
@@ -258,15 +245,15 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_the_grant_has_no_effect_and_the_waiter
   asio::io_context ctx{1};
   auto pool = std::make_shared<token_pool>();
   asio::cancellation_signal signal;
-  outcome out;
-  pool->wait(asio::bind_cancellation_slot(signal.slot(), record(ctx, out)));
+  recorded<int> out;
+  pool->wait(asio::bind_cancellation_slot(signal.slot(), record_into(ctx, out)));
   pool->give(5);
   signal.emit(asio::cancellation_type::terminal); // granted, not yet run
   ctx.run();
   signal.emit(asio::cancellation_type::terminal); // completed
   BOOST_TEST(out.calls == 1);
   BOOST_TEST(!out.ec);
-  BOOST_TEST(out.token == 5);
+  BOOST_TEST(out.value == 5);
   BOOST_TEST(pool->leaves == 0);
 }
 
@@ -313,19 +300,19 @@ BOOST_AUTO_TEST_CASE(destroying_one_context_drops_only_its_own_waiters)
 {
   asio::io_context kept{1};
   auto pool = std::make_shared<token_pool>();
-  outcome survivor;
+  recorded<int> survivor;
   int dropped_calls = 0;
   {
     asio::io_context gone{1};
     pool->wait(asio::bind_executor(gone.get_executor(), [&dropped_calls](error_code, int) { ++dropped_calls; }));
-    pool->wait(record(kept, survivor));
+    pool->wait(record_into(kept, survivor));
   }
   BOOST_TEST(pool->waiting() == 1U);
   pool->give(9);
   kept.run();
   BOOST_TEST(dropped_calls == 0);
   BOOST_TEST(survivor.calls == 1);
-  BOOST_TEST(survivor.token == 9);
+  BOOST_TEST(survivor.value == 9);
 }
 
 BOOST_AUTO_TEST_CASE(an_owner_destroyed_with_waiters_parked_frees_their_handlers_without_running_them)
