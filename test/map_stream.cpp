@@ -500,12 +500,12 @@ FANOUT_CO_TEST_CASE(cancelling_the_coroutine_awaiting_next_cancels_the_map_with_
   tracker t;
   auto stream = fanout::async_map_stream([&t](int i) { return tracked_value(t, 10s, i); }, iota_vector(4));
   asio::cancellation_signal signal;
+  const auto start = fanout::clock::now(); // before the canceller's clock starts
   asio::steady_timer canceller(ex, unit);
   canceller.async_wait([&signal](boost::system::error_code ec) {
     if (!ec)
       signal.emit(asio::cancellation_type::terminal);
   });
-  const auto start = fanout::clock::now();
   auto [e, value] =
       co_await stream.async_next(asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   FANOUT_CHECK_ELAPSED(seconds_since(start), unit);

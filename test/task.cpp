@@ -416,13 +416,13 @@ FANOUT_CO_TEST_CASE(cancelling_the_coroutine_that_awaits_a_task_cancels_the_task
   auto ex = co_await asio::this_coro::executor;
   auto t = fanout::spawn(ex, value_after(10s, 1));
   asio::cancellation_signal signal;
+  const auto start = fanout::clock::now(); // before the canceller's clock starts
   asio::steady_timer canceller(ex, unit);
   canceller.async_wait([&signal](boost::system::error_code ec) {
     if (!ec)
       signal.emit(asio::cancellation_type::terminal);
   });
   auto waiter = [](fanout::task<int> waited) -> asio::awaitable<int> { co_return co_await waited.async_wait(); };
-  const auto start = fanout::clock::now();
   auto [e, value] = co_await asio::co_spawn(
       ex, waiter(t), asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(code_of(e) == asio::error::operation_aborted);
@@ -449,13 +449,13 @@ FANOUT_CO_TEST_CASE(a_cancelled_waiter_resumes_only_when_the_task_has_finished)
   };
   auto t = fanout::spawn(ex, slow_to_stop());
   asio::cancellation_signal signal;
+  const auto start = fanout::clock::now(); // before the canceller's clock starts
   asio::steady_timer canceller(ex, unit);
   canceller.async_wait([&signal](boost::system::error_code ec) {
     if (!ec)
       signal.emit(asio::cancellation_type::terminal);
   });
   auto waiter = [](fanout::task<int> waited) -> asio::awaitable<int> { co_return co_await waited.async_wait(); };
-  const auto start = fanout::clock::now();
   auto [e, value] = co_await asio::co_spawn(
       ex, waiter(t), asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
   BOOST_TEST(!e);
