@@ -394,7 +394,9 @@ FANOUT_CO_TEST_CASE(with_offload_max_concurrency_bounds_the_blocking_calls_runni
         return i * i;
       },
       iota_vector(9));
-  FANOUT_CHECK_ELAPSED(seconds_since(start), 3 * unit);
+  // Never below three rounds of three; that calls overlapped is shown by
+  // t.most, not by an upper bound on time that a loaded machine exceeds.
+  BOOST_TEST(seconds_since(start) >= std::chrono::duration<double>(3 * unit).count() * 0.98);
   BOOST_TEST((results == std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49, 64}));
   BOOST_TEST(t.most.load() <= 3);
   BOOST_TEST(t.most.load() >= 2);

@@ -297,6 +297,10 @@ private:
       if (!window_.executor()) // a stream made without an executor runs where its first handler completes
         window_.set_executor(boost::asio::any_io_executor(boost::asio::get_associated_executor(handler)));
       start();
+    } else if (settings_.deadline && *settings_.deadline <= clock::now()) {
+      // Past the deadline, whether or not its timer's handler has run yet:
+      // this next() fails with timed_out, as the handler would have made it.
+      stop(timed_out_error());
     }
     // Room in the window again: spawn from the executor, not inside this initiation.
     if (waiter_.next(std::forward<Handler>(handler), window_, sink_, this->shared_from_this(), on_cancel()))
