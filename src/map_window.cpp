@@ -20,8 +20,10 @@ map_window::map_window(boost::asio::any_io_executor executor, std::size_t limit,
   // A collect map on an executor that runs one thing at a time is only ever
   // touched from that executor's thread. (A stream's executor is not known
   // until its first next().)
-  if (collect && runs_serially(executor_))
+  if (collect && runs_serially(executor_)) {
     mutex_.skip_locking();
+    serial_collect_ = true;
+  }
 }
 
 map_window::~map_window() = default;
@@ -40,11 +42,13 @@ map_window::place* map_window::take_place_locked()
   if (strands_.empty()) {
     if (runs_serially(executor_)) {
       strands_.push_back(executor_);
+      strands_wanted_ = 1;
     } else {
       strands_.reserve(strand_count);
       strands_.push_back(boost::asio::make_strand(executor_));
+      strands_wanted_ = strand_count;
     }
-  } else if (strands_.size() < strand_count && strands_.front() != executor_) {
+  } else if (strands_.size() < strands_wanted_) {
     strands_.push_back(boost::asio::make_strand(executor_));
   }
   return &places_.emplace_back(strands_[places_.size() % strands_.size()]);
@@ -129,8 +133,10 @@ void map_window::spawn(place* p, boost::asio::awaitable<void> worker, std::share
 void map_window::launch(place* p, direct_worker worker)
 {
   // The thread's cancellation state is connected to the place's slot here,
-  // off the strand: safe for the reason given in spawn().
-  start_direct_worker(std::move(worker), *p->strand, p->cancel.signal.slot());
+  // off the strand: safe for the reason given in spawn(). A serial collect
+  // map spawns from its executor, the place's strand: the worker starts
+  // inline, as dispatch would start it.
+  start_direct_worker(std::move(worker), *p->strand, p->cancel.signal.slot(), p->cancel.parent.slot(), serial_collect_);
 }
 
 bool map_window::leave(place* p)
@@ -149,8 +155,11 @@ bool map_window::leave(place* p)
   }
   // The body's frame still holds the slot's cancellation state, but makes no
   // further use of it.
-  if (!reusable && !p->cancel.emitting)
-    p->cancel.signal.slot().clear();
+  if (!p->cancel.emitting) {
+    if (!reusable)
+      p->cancel.signal.slot().clear();
+    p->cancel.parent.slot().clear(); // a state the body re-created, if any
+  }
   return finished;
 }
 #endif

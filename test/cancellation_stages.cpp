@@ -247,6 +247,34 @@ FANOUT_CO_TEST_CASE(cancellation_while_items_run_aborts_the_suspended_ones_and_l
   }
 }
 
+FANOUT_CO_TEST_CASE(an_item_that_reset_its_cancellation_state_is_still_cancelled_when_the_map_fails)
+{
+  // Item 0 re-creates its cancellation state (this_coro::reset_cancellation_state)
+  // and then waits 10 s; item 1 fails after one unit. The map fails fast: item 0
+  // must be cancelled through its new state, or the map lasts 10 s.
+  bool reset_item_aborted = false;
+  const auto start = fanout::clock::now();
+  const std::exception_ptr e = co_await exception_of(fanout::async_map(
+      [&](int i) -> asio::awaitable<int> {
+        if (i == 1) {
+          co_await fanout::sleep(fanout::test::unit);
+          throw fanout::test::tagged_error(1);
+        }
+        co_await asio::this_coro::reset_cancellation_state();
+        try {
+          co_await fanout::sleep(10s);
+        } catch (const boost::system::system_error& error) {
+          reset_item_aborted = error.code() == asio::error::operation_aborted;
+          throw;
+        }
+        co_return i;
+      },
+      fanout::test::iota(0, 2)));
+  FANOUT_CHECK_ELAPSED(seconds_since(start), fanout::test::unit);
+  BOOST_TEST(fanout::test::tag_of(e) == 1);
+  BOOST_TEST(reset_item_aborted);
+}
+
 BOOST_AUTO_TEST_CASE(cancellation_after_completion_has_no_effect, *boost::unit_test::timeout(60))
 {
   asio::io_context ctx{1};

@@ -70,7 +70,7 @@ struct deadline_state
   deadline_handler handler;
   Executor strand;
   boost::asio::steady_timer timer;
-  spawned_cancel child; // the operation, run as a co_spawn'ed coroutine
+  spawned_cancel<> child; // the operation, run as a co_spawn'ed coroutine
   std::exception_ptr error;
   bool child_done = false;
   bool timer_done = false;

@@ -143,7 +143,11 @@ public:
 
 private:
   static constexpr std::size_t min_capacity = 8;
-  static constexpr std::size_t max_capacity = 4096;
+  // Chunks stay at or under 64 KiB (and 4,096 elements): below glibc's
+  // mmap threshold, so that a map's chunks come from the heap and go back to
+  // it, not to and from the kernel page by page.
+  static constexpr std::size_t max_capacity =
+      std::clamp<std::size_t>((std::size_t{64} << 10) / sizeof(T), min_capacity, 4096);
 
   void grow()
   {

@@ -38,7 +38,7 @@ public:
   {
     explicit place(const boost::asio::any_io_executor& s) : strand(&s) {}
     const boost::asio::any_io_executor* strand; // one of strands_
-    spawned_cancel cancel;
+    spawned_cancel<worker_cancel_room> cancel;
   };
 
   /// @p limit: most items in the window at once (pulled and not yet
@@ -161,6 +161,9 @@ private:
   const std::size_t limit_;
   // Set with stopping_, for reads without the lock.
   std::atomic<bool> stop_flag_{false};
+  // A collect map on an executor that runs serially: no locking, and every
+  // call is made on that executor (fixed at construction).
+  bool serial_collect_ = false;
   std::optional<boost::asio::steady_timer> deadline_;
 
   // Guards everything below.
@@ -168,6 +171,7 @@ private:
   static constexpr std::size_t strand_count = 16;
   // Shared by the places, round robin; never reallocated (places point in).
   std::vector<boost::asio::any_io_executor> strands_;
+  std::size_t strands_wanted_ = 0; // strand_count, or 1 (executor_ itself) when it runs serially
   // Stable addresses. Only added to while not stopping, so a stop may walk
   // them after unlocking.
   lazy_deque<place> places_;

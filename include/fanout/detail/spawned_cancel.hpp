@@ -1,8 +1,13 @@
 // Cancelling a coroutine started with asio::co_spawn, safely.
 #pragma once
 
+#include "fanout/detail/inline_cancellation_signal.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
+
+#include <cstddef>
 
 namespace fanout::detail {
 
@@ -22,9 +27,20 @@ namespace fanout::detail {
 /// Invariant: every member is touched only on the coroutine's executor (a
 /// strand, or an executor that runs one thing at a time). So an emit never
 /// races with the body, and the caller needs no lock, nor holds one.
+///
+/// @p Room: bytes of the handler kept inside the signal. The default holds
+/// what co_spawn emplaces (a signal and an any_io_executor); a bigger handler
+/// goes to the heap.
+template <std::size_t Room = sizeof(boost::asio::cancellation_signal) + sizeof(boost::asio::any_io_executor)>
 struct spawned_cancel
 {
-  boost::asio::cancellation_signal signal;
+  // The coroutine's own slot: co_spawn's cancellation handler, or a direct
+  // worker's cancellation state, is kept inside it.
+  inline_cancellation_signal<Room> signal;
+  // A direct worker's parent slot: where its coroutine's cancellation state
+  // is re-created by this_coro::reset_cancellation_state (an Asio slot is
+  // required there). Emitted with signal; holds nothing unless reset.
+  boost::asio::cancellation_signal parent;
   bool live = false;      // the body has begun and has not ended
   bool requested = false; // cancellation was asked for
   bool emitting = false;  // inside signal.emit(): the slot's handler must not be cleared now
@@ -37,6 +53,7 @@ struct spawned_cancel
       return;
     emitting = true;
     signal.emit(type);
+    parent.emit(type);
     emitting = false;
   }
 

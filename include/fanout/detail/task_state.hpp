@@ -45,7 +45,7 @@ struct task_state_base : std::enable_shared_from_this<task_state_base>, handler_
 
   // The coroutine's cancellation. Touched only on run_executor, so emitting
   // never races with the coroutine and needs no lock.
-  spawned_cancel cancel;
+  spawned_cancel<> cancel;
 
   // Guards every member below (and the derived state's). Never held while a
   // waiter runs or a cancellation is emitted.

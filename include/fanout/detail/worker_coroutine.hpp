@@ -9,6 +9,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/version.hpp>
 
+#include <cstddef>
 #include <utility>
 
 // The direct start is known to match Asio's coroutine threads from Asio 1.26
@@ -37,17 +38,34 @@ using direct_worker =
     boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
 
 /// Starts @p worker as its own coroutine thread on @p ex, inline when already
-/// there (as co_spawn does), with @p slot as the thread's cancellation slot.
-/// The slot is connected here, by the caller's thread: the caller makes sure
-/// nothing emits on it until the worker's body runs. A template only so that
-/// it is instantiated where used (src/map_window.cpp), not in every includer.
-template <typename Executor>
-void start_direct_worker(direct_worker worker, const Executor& ex, boost::asio::cancellation_slot slot)
+/// there (as co_spawn does; @p on_ex: the caller knows it runs on @p ex). The thread's cancellation state is attached
+/// to
+/// @p slot (kept inside its signal: no allocation); @p parent is where
+/// this_coro::reset_cancellation_state re-attaches it. Both are connected
+/// here, by the caller's thread: the caller makes sure nothing emits on them
+/// until the worker's body runs. A template only so that it is instantiated
+/// where used (src/map_window.cpp), not in every includer.
+template <typename Executor, typename Slot>
+void start_direct_worker(direct_worker worker, const Executor& ex, Slot slot, boost::asio::cancellation_slot parent,
+                         bool on_ex)
 {
-  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(std::move(worker), ex, slot,
+  boost::asio::detail::awaitable_thread<boost::asio::any_io_executor> thread(std::move(worker), ex, parent,
                                                                              boost::asio::cancellation_state(slot));
-  boost::asio::dispatch(ex, [thread = std::move(thread)]() mutable { thread.launch(); });
+  if (on_ex)
+    thread.launch();
+  else
+    boost::asio::dispatch(ex, [thread = std::move(thread)]() mutable { thread.launch(); });
 }
+#endif
+
+/// Bytes kept inside a worker's place for the cancellation handler its start
+/// connects there: the coroutine thread's cancellation state (two words) for
+/// a direct worker, co_spawn's handler (a signal and the executor) otherwise.
+#if FANOUT_DIRECT_WORKERS
+inline constexpr std::size_t worker_cancel_room = 2 * sizeof(void*);
+#else
+inline constexpr std::size_t worker_cancel_room =
+    sizeof(boost::asio::cancellation_signal) + sizeof(boost::asio::any_io_executor);
 #endif
 
 /// The coroutine type of a worker on this build: a direct worker, or an
