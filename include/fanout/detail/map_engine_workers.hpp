@@ -3,7 +3,10 @@
 // Definitions of map_engine members, included at the end of map_engine.hpp.
 #pragma once
 
+#include "fanout/detail/cancellation_room.hpp"
 #include "fanout/detail/map_engine.hpp"
+
+#include <boost/asio/this_coro.hpp>
 
 namespace fanout::detail {
 
@@ -54,6 +57,8 @@ auto map_engine<Delivery, Settled, Stored, F, Input>::worker(map_engine* self, p
     // A stop whose emit ran before this point is seen here, on the strand.
     if (started && !p->cancel.requested && !self->window_.stopping()) {
       try {
+        const boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+        reserve_cancellation_room(state.slot());
         // Awaited right here, in the worker's frame: no frame of its own.
         if constexpr (std::is_void_v<value_type>) {
           co_await run_item<value_type>(self->function_, next->args, self->settings_.item);
