@@ -30,6 +30,14 @@ namespace fanout::detail {
 class map_window
 {
 public:
+  /// Bytes kept inside a place for the cancellation handler a worker's start
+  /// connects there: a direct worker's cancellation state (two words). The
+  /// same whether or not FANOUT_PORTABLE_WORKERS is defined, since the library
+  /// and its users may differ on it: co_spawn's handler (the portable start)
+  /// fits on Asio versions where it is a bare signal, and goes to the heap
+  /// where it also holds the executor.
+  static constexpr std::size_t worker_cancel_room = 2 * sizeof(void*);
+
   /// Where one worker runs: a strand of the map's executor (shared with
   /// other places), and the worker's cancellation, emitted on that strand.
   /// A place is reused by a later worker once the previous one's co_spawn

@@ -9,7 +9,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/version.hpp>
 
-#include <cstddef>
 #include <utility>
 
 // The direct start is known to match Asio's coroutine threads from Asio 1.26
@@ -56,16 +55,6 @@ void start_direct_worker(direct_worker worker, const Executor& ex, Slot slot, bo
   else
     boost::asio::dispatch(ex, [thread = std::move(thread)]() mutable { thread.launch(); });
 }
-#endif
-
-/// Bytes kept inside a worker's place for the cancellation handler its start
-/// connects there: the coroutine thread's cancellation state (two words) for
-/// a direct worker, co_spawn's handler (a signal and the executor) otherwise.
-#if FANOUT_DIRECT_WORKERS
-inline constexpr std::size_t worker_cancel_room = 2 * sizeof(void*);
-#else
-inline constexpr std::size_t worker_cancel_room =
-    sizeof(boost::asio::cancellation_signal) + sizeof(boost::asio::any_io_executor);
 #endif
 
 /// The coroutine type of a worker on this build: a direct worker, or an
