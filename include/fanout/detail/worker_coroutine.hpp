@@ -37,9 +37,9 @@ using direct_worker =
     boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
 
 /// Starts @p worker as its own coroutine thread on @p ex, inline when already
-/// there (as co_spawn does; @p on_ex: the caller knows it runs on @p ex). The thread's cancellation state is attached
-/// to
-/// @p slot (kept inside its signal: no allocation); @p parent is where
+/// there (as co_spawn does; @p on_ex: the caller knows it runs on @p ex).
+/// The thread's cancellation state is attached to @p slot (kept inside its
+/// signal: no allocation); @p parent is where
 /// this_coro::reset_cancellation_state re-attaches it. Both are connected
 /// here, by the caller's thread: the caller makes sure nothing emits on them
 /// until the worker's body runs. A template only so that it is instantiated
