@@ -1,4 +1,5 @@
-// Cancelling a coroutine started with asio::co_spawn, safely.
+// Cancelling a coroutine started with asio::co_spawn (or as a map's direct
+// worker), safely.
 #pragma once
 
 #include "fanout/detail/inline_cancellation_signal.hpp"
@@ -43,7 +44,7 @@ struct spawned_cancel
   boost::asio::cancellation_signal parent;
   bool live = false;      // the body has begun and has not ended
   bool requested = false; // cancellation was asked for
-  bool emitting = false;  // inside signal.emit(): the slot's handler must not be cleared now
+  bool emitting = false;  // inside the emits: neither slot's handler may be cleared now
 
   /// Asks for cancellation: emitted now if the body runs, else remembered.
   void request(boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal)
